@@ -1,0 +1,181 @@
+"""Configuration: config.toml defaults, overridden by PARLOUR_SECTION__KEY environment."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.toml"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the bad key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    production: bool = False
+    cors_origins: list[str] = []
+    node_id: str = ""
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: str = "INFO"
+    max_socket_queue: int = Field(256, ge=8)
+    shutdown_timeout_seconds: float = Field(5.0, ge=0)
+
+
+class MongoSettings(_Section):
+    uri: str | None = None
+    database: str = "parlour"
+    timeout_seconds: float = Field(10.0, gt=0)
+
+
+class RedisSettings(_Section):
+    url: str | None = None
+    max_connections: int = Field(50, ge=2)
+
+
+class AuthSettings(_Section):
+    jwt_secret: SecretStr | None = None
+    jwt_secret_file: Path | None = None
+    access_ttl_seconds: int = Field(900, ge=5)
+    refresh_ttl_seconds: int = Field(14 * 24 * 3600, ge=60)
+    cookie_secure: bool = False
+    allowed_emails: list[str] = []
+    allowed_domains: list[str] = []
+    login_max_failures: int = Field(5, ge=1)
+    login_window_seconds: int = Field(300, ge=1)
+    min_password_chars: int = Field(8, ge=1)
+
+
+class LimitsSettings(_Section):
+    max_message_chars: int = Field(16_000, ge=1)
+    max_title_chars: int = Field(200, ge=1)
+    max_system_prompt_chars: int = Field(16_000, ge=1)
+    max_upload_mb: float = Field(50, gt=0)
+    messages_per_minute: int = Field(120, ge=1)
+    max_concurrent_replies: int = Field(2, ge=1)
+    max_members: int = Field(100, ge=1)
+    replay_max_messages: int = Field(1000, ge=1)
+
+
+class BlobSettings(_Section):
+    backend: Literal["local", "s3"] = "local"
+    s3_bucket: str = "parlour"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_path_style: bool = False
+    s3_prefix: str = ""
+    multipart_chunk_mb: int = Field(8, ge=5)
+
+
+class VectorSettings(_Section):
+    backend: Literal["sqlite", "pinecone"] = "sqlite"
+    pinecone_host: str | None = None
+    pinecone_index: str = "parlour"
+    top_k: int = Field(5, ge=1, le=50)
+
+
+class EmbeddingSettings(_Section):
+    backend: Literal["local", "openai"] = "local"
+    model: str = "text-embedding-3-small"
+    base_url: str | None = None
+    batch_size: int = Field(32, ge=1)
+    dimensions: int = Field(384, ge=1)
+
+
+class LLMSettings(_Section):
+    default_model: str | None = None
+    local_enabled: bool = True
+    local_start_timeout_seconds: float = Field(120.0, gt=0)
+    local_context_window: int = Field(8192, ge=512)
+    openai_base_url: str | None = None
+    extra_openai_compatible: dict[str, str] = {}
+    request_timeout_seconds: float = Field(120.0, gt=0)
+
+
+class AssistantSettings(_Section):
+    delta_interval_ms: int = Field(25, ge=0)
+    checkpoint_seconds: float = Field(3.0, gt=0)
+    max_output_tokens: int = Field(1024, ge=1)
+    max_queued_replies_per_room: int = Field(4, ge=0)
+    name: str = "Assistant"
+
+
+class Settings(BaseSettings):
+    """Every configurable value of Parlour."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PARLOUR_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Path("./data")
+    server: ServerSettings = ServerSettings()
+    mongo: MongoSettings = MongoSettings()
+    redis: RedisSettings = RedisSettings()
+    auth: AuthSettings = AuthSettings()
+    limits: LimitsSettings = LimitsSettings()
+    blobs: BlobSettings = BlobSettings()
+    vectors: VectorSettings = VectorSettings()
+    embeddings: EmbeddingSettings = EmbeddingSettings()
+    llm: LLMSettings = LLMSettings()
+    assistant: AssistantSettings = AssistantSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (passed as init values).
+        return (env_settings, init_settings)
+
+    def jwt_secret_value(self) -> str | None:
+        """The JWT secret from the environment or the configured file, if any."""
+        if self.auth.jwt_secret is not None:
+            return self.auth.jwt_secret.get_secret_value()
+        if self.auth.jwt_secret_file is not None:
+            return self.auth.jwt_secret_file.read_text().strip()
+        return None
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for item in err.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        lines.append(f"{key}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read config.toml (or `path`), apply the environment, validate."""
+    file_path = path or DEFAULT_CONFIG_PATH
+    values: dict[str, Any] = {}
+    if file_path.exists():
+        try:
+            values = tomllib.loads(file_path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file_path}: {exc}") from exc
+    elif path is not None:
+        raise ConfigError(f"config file not found: {path}")
+    for key, value in overrides.items():
+        section, _, name = key.partition("__")
+        if name:
+            values.setdefault(section, {})[name] = value
+        else:
+            values[section] = value
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {_describe(exc)}") from exc

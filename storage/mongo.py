@@ -1,0 +1,84 @@
+"""MongoDB connection, collections and indexes (pymongo's native asyncio client)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+Doc = dict[str, Any]
+
+
+class MongoUnavailable(Exception):
+    """The configured MongoDB server did not answer."""
+
+
+class Mongo:
+    """One client for the process; the collections Parlour uses."""
+
+    def __init__(self, uri: str, database: str, timeout_seconds: float = 10.0) -> None:
+        ms = int(timeout_seconds * 1000)
+        self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
+            uri, tz_aware=True, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms
+        )
+        self.db: AsyncDatabase[Doc] = self.client[database]
+
+    def collection(self, name: str) -> AsyncCollection[Doc]:
+        """A collection by name."""
+        return self.db[name]
+
+    @property
+    def users(self) -> AsyncCollection[Doc]:
+        return self.db["users"]
+
+    @property
+    def rooms(self) -> AsyncCollection[Doc]:
+        return self.db["rooms"]
+
+    @property
+    def messages(self) -> AsyncCollection[Doc]:
+        return self.db["messages"]
+
+    @property
+    def refresh_tokens(self) -> AsyncCollection[Doc]:
+        return self.db["refresh_tokens"]
+
+    @property
+    def invites(self) -> AsyncCollection[Doc]:
+        return self.db["invites"]
+
+    async def connect(self) -> None:
+        """Check the server answers and create indexes; raise MongoUnavailable if not."""
+        try:
+            await self.client.admin.command("ping")
+        except PyMongoError as exc:
+            raise MongoUnavailable(str(exc)) from exc
+        await self.ensure_indexes()
+
+    async def ensure_indexes(self) -> None:
+        """Create every index Parlour relies on (idempotent)."""
+        await self.users.create_index("email", unique=True)
+        await self.rooms.create_index([("member_ids", ASCENDING), ("last_activity_at", DESCENDING)])
+        await self.messages.create_index([("room_id", ASCENDING), ("seq", ASCENDING)], unique=True)
+        await self.messages.create_index(
+            [("room_id", ASCENDING), ("client_msg_id", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"client_msg_id": {"$type": "string"}},
+        )
+        await self.messages.create_index("status")
+        await self.refresh_tokens.create_index("family_id")
+        await self.invites.create_index([("email", ASCENDING), ("room_id", ASCENDING)], unique=True)
+
+    async def ping(self) -> float:
+        """Round-trip time of a ping in milliseconds."""
+        start = time.perf_counter()
+        await self.client.admin.command("ping")
+        return (time.perf_counter() - start) * 1000
+
+    async def close(self) -> None:
+        """Close the client's connections."""
+        await self.client.close()

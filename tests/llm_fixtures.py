@@ -1,0 +1,1 @@
+"""Fixtures for the LLM layer (the real llama-server with SmolLM2)."""

@@ -1,0 +1,1 @@
+"""Fixtures for blobs, vectors and embeddings (moto S3, Pinecone stub)."""
