@@ -51,3 +51,18 @@ def not_found(what: str) -> AppError:
 def invalid(message: str) -> AppError:
     """Bad input with a message naming the field."""
     return AppError(INVALID_PAYLOAD, message)
+
+
+def error_from_exception(exc: BaseException) -> AppError:
+    """The one mapping from any exception to a client-facing error."""
+    if isinstance(exc, AppError):
+        return exc
+    # Imported here so this module stays importable without the drivers.
+    from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    if isinstance(exc, ServerSelectionTimeoutError | ConnectionFailure | RedisConnectionError):
+        return AppError(UNAVAILABLE, "a backend service is unavailable; try again shortly")
+    if isinstance(exc, TimeoutError):
+        return AppError(UNAVAILABLE, "the operation timed out; try again")
+    return AppError(INTERNAL, "internal error")

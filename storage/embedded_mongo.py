@@ -104,14 +104,14 @@ class EmbeddedMongo:
         await self.stop()
         raise RuntimeError(f"embedded SecantusDB did not start within {self.start_timeout}s")
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL if it has not exited within `timeout`."""
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within `grace_seconds`."""
         proc, self._proc = self._proc, None
         if proc is None or proc.returncode is not None:
             return
         proc.terminate()
         try:
-            await asyncio.wait_for(proc.wait(), timeout)
+            await asyncio.wait_for(proc.wait(), grace_seconds)
         except TimeoutError:
             log.warning("embedded SecantusDB ignored SIGTERM; killing it")
             proc.kill()

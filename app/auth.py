@@ -1,0 +1,175 @@
+"""Accounts: sign-up, log-in, refresh-token rotation with reuse detection, log-out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from app.config import AuthSettings
+from app.errors import FORBIDDEN, RATE_LIMITED, UNAUTHORIZED, AppError, invalid
+from app.models import User
+from app.tokens import TokenIssuer, token_hash
+from storage.ratelimit import RateLimiter
+from storage.users import RefreshTokenStore, UserStore
+
+MAX_PASSWORD_BYTES = 1024
+
+# Called after an account is created (e.g. to turn pending invites into memberships).
+UserHook = Callable[[User], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a successful sign-up, log-in or refresh hands back."""
+
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    refresh_expires_in: int
+
+    def as_dict(self) -> dict[str, object]:
+        """The REST body of SPEC §4."""
+        return {
+            "user": self.user.model_dump(mode="json"),
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "token_type": "bearer",
+            "expires_in": self.expires_in,
+        }
+
+
+class AuthService:
+    """Password accounts and JWT sessions."""
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        users: UserStore,
+        refresh_tokens: RefreshTokenStore,
+        issuer: TokenIssuer,
+        limiter: RateLimiter,
+        on_signup: list[UserHook] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._users = users
+        self._refresh = refresh_tokens
+        self.issuer = issuer
+        self._limiter = limiter
+        self._hasher = PasswordHasher()
+        self._on_signup = on_signup if on_signup is not None else []
+
+    def _check_password(self, password: str) -> None:
+        if len(password) < self._settings.min_password_chars:
+            raise invalid(
+                f"password: must be at least {self._settings.min_password_chars} characters"
+            )
+        if len(password.encode()) > MAX_PASSWORD_BYTES:
+            raise invalid(f"password: must be at most {MAX_PASSWORD_BYTES} bytes")
+
+    def check_allowed(self, email: str) -> None:
+        """`forbidden` if a whitelist is configured and the email is not on it."""
+        emails = {e.lower() for e in self._settings.allowed_emails}
+        domains = {d.lower().lstrip("@") for d in self._settings.allowed_domains}
+        if not emails and not domains:
+            return
+        email = email.lower()
+        if email in emails or email.rsplit("@", 1)[-1] in domains:
+            return
+        raise AppError(FORBIDDEN, "this email is not allowed to use this server")
+
+    async def _hash(self, password: str) -> str:
+        # argon2 is deliberately slow: keep it off the event loop.
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    async def _verify(self, stored: str, password: str) -> bool:
+        try:
+            return await asyncio.to_thread(self._hasher.verify, stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    async def create_user(
+        self, email: str, password: str | None, name: str, *, is_admin: bool = False
+    ) -> User:
+        """Create an account (sign-up, admin bootstrap, OIDC first login)."""
+        self.check_allowed(email)
+        password_hash = None
+        if password is not None:
+            self._check_password(password)
+            password_hash = await self._hash(password)
+        user = await self._users.create(email, name, password_hash, is_admin=is_admin)
+        for hook in self._on_signup:
+            await hook(user)
+        return user
+
+    async def signup(self, email: str, password: str, name: str) -> Session:
+        """Create an account and log it in."""
+        user = await self.create_user(email, password, name)
+        return await self._session(user)
+
+    async def login(self, email: str, password: str, client_ip: str) -> Session:
+        """Check a password; failures are rate limited per email and address."""
+        key = f"login:{email.lower()}:{client_ip}"
+        window = self._settings.login_window_seconds
+        if await self._limiter.count(key, window) >= self._settings.login_max_failures:
+            raise AppError(RATE_LIMITED, "too many failed log-ins; try again later")
+        found = await self._users.password_hash(email)
+        ok = False
+        if found is not None and found[1] is not None and len(password.encode()) <= 4096:
+            ok = await self._verify(found[1], password)
+        if not ok or found is None:
+            await self._limiter.hit(key, self._settings.login_max_failures, window)
+            raise AppError(UNAUTHORIZED, "wrong email or password")
+        await self._limiter.reset(key, window)
+        user, stored = found
+        if stored is not None and self._hasher.check_needs_rehash(stored):
+            await self._users.set_password_hash(user.user_id, await self._hash(password))
+        return await self._session(user)
+
+    async def _session(self, user: User, family_id: str | None = None) -> Session:
+        access, ttl = self.issuer.issue_access(user)
+        refresh = self.issuer.issue_refresh(user.user_id, family_id)
+        await self._refresh.add(
+            refresh.jti,
+            refresh.family_id,
+            user.user_id,
+            token_hash(refresh.token),
+            datetime.fromtimestamp(refresh.expires_at, UTC),
+        )
+        return Session(user, access, refresh.token, ttl, self.issuer.refresh_ttl)
+
+    async def refresh(self, refresh_token: str) -> Session:
+        """Rotate a refresh token; reusing a spent one revokes its whole family."""
+        claims = self.issuer.verify_refresh(refresh_token)
+        record = await self._refresh.spend(claims["jti"], token_hash(refresh_token))
+        if record is None:
+            known = await self._refresh.find(claims["jti"])
+            if known is not None:
+                await self._refresh.revoke_family(known["family_id"])
+            raise AppError(UNAUTHORIZED, "refresh token is no longer valid")
+        user = await self._users.by_id(record["user_id"])
+        if user is None:
+            raise AppError(UNAUTHORIZED, "account no longer exists")
+        return await self._session(user, record["family_id"])
+
+    async def logout(self, refresh_token: str | None) -> None:
+        """Revoke the refresh token's family (this device's session)."""
+        if not refresh_token:
+            return
+        try:
+            claims = self.issuer.verify_refresh(refresh_token)
+        except AppError:
+            return
+        await self._refresh.revoke_family(str(claims["fam"]))
+
+    async def me(self, user_id: str) -> User:
+        """The current user's account."""
+        user = await self._users.by_id(user_id)
+        if user is None:
+            raise AppError(UNAUTHORIZED, "account no longer exists")
+        return user

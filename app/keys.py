@@ -1,0 +1,17 @@
+"""Typed application keys (the only place app state is named)."""
+
+from __future__ import annotations
+
+import socketio
+from aiohttp import web
+from redis.asyncio import Redis
+
+from app.config import Settings
+from app.services import Services
+from storage.mongo import Mongo
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
+MONGO: web.AppKey[Mongo] = web.AppKey("mongo", Mongo)
+REDIS: web.AppKey[Redis | None] = web.AppKey("redis")
+SIO: web.AppKey[socketio.AsyncServer] = web.AppKey("sio")

@@ -1,0 +1,193 @@
+"""The application factory: one aiohttp app with the Socket.IO server attached."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import socketio
+from aiohttp import web
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from app import __version__
+from app.auth import AuthService
+from app.config import Settings
+from app.events import Emitter
+from app.health import HealthService
+from app.ids import new_id
+from app.keys import MONGO, REDIS, SERVICES, SETTINGS, SIO
+from app.metrics import Metrics
+from app.rooms import RoomService
+from app.services import Services
+from app.tokens import TokenIssuer, load_or_create_secret
+from handlers.common import cors_middleware, error_middleware
+from handlers.routes import setup_routes
+from namespaces.base import BaseNamespace
+from namespaces.connections import ConnectionRegistry
+from namespaces.realtime import RealtimeNamespace
+from namespaces.server import DEFAULT, REALTIME, OrjsonModule, ParlourServer, SocketTransport
+from storage.embedded_mongo import EmbeddedMongo
+from storage.invites import MongoInviteBook
+from storage.messages import MessageStore
+from storage.mongo import Mongo, MongoUnavailable
+from storage.presence import MemoryPresence, PresenceStore, RedisPresence
+from storage.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from storage.rooms import RoomStore
+from storage.users import RefreshTokenStore, UserStore
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+class StartupError(Exception):
+    """A configured backend cannot be used; the message says what to fix."""
+
+
+async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The configured MongoDB, or the embedded SecantusDB when none is configured."""
+    settings = app[SETTINGS]
+    embedded: EmbeddedMongo | None = None
+    uri = settings.mongo.uri
+    if uri is None:
+        embedded = EmbeddedMongo(settings.data_dir.resolve() / "mongo")
+        uri = await embedded.start()
+    mongo = Mongo(uri, settings.mongo.database, settings.mongo.timeout_seconds)
+    try:
+        await mongo.connect()
+    except MongoUnavailable as exc:
+        await mongo.close()
+        if embedded is not None:
+            await embedded.stop()
+        raise StartupError(f"cannot reach MongoDB at mongo.uri ({uri}): {exc}") from exc
+    app[MONGO] = mongo
+    try:
+        yield
+    finally:
+        await mongo.close()
+        if embedded is not None:
+            await embedded.stop()
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The shared Redis when configured (fan-out, presence, rate limits), else nothing."""
+    settings = app[SETTINGS]
+    if settings.redis.url is None:
+        app[REDIS] = None
+        yield
+        return
+    # A blocking pool waits for a free connection instead of raising when full.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis.url, max_connections=settings.redis.max_connections, timeout=10
+    )
+    redis = Redis(connection_pool=pool)
+    try:
+        await redis.ping()
+    except Exception as exc:
+        await redis.aclose()
+        raise StartupError(
+            f"cannot reach Redis at redis.url ({settings.redis.url}): {exc}"
+        ) from exc
+    app[REDIS] = redis
+    try:
+        yield
+    finally:
+        await redis.aclose()
+
+
+async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Build the services, register the namespaces; shut Socket.IO down first on exit."""
+    settings = app[SETTINGS]
+    sio = app[SIO]
+    mongo = app[MONGO]
+    redis = app[REDIS]
+    node_id = settings.server.node_id or f"{socket.gethostname()}-{os.getpid()}-{new_id()[:6]}"
+    metrics = Metrics()
+
+    secret = settings.jwt_secret_value()
+    if secret is None:
+        if settings.server.production:
+            raise StartupError(
+                "auth.jwt_secret is required in production: set PARLOUR_AUTH__JWT_SECRET"
+            )
+        secret = load_or_create_secret(settings.data_dir.resolve())
+    auth_settings = settings.auth
+    issuer = TokenIssuer(
+        secret, auth_settings.access_ttl_seconds, auth_settings.refresh_ttl_seconds
+    )
+
+    limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
+    presence: PresenceStore = RedisPresence(redis) if redis is not None else MemoryPresence()
+    emitter = Emitter(SocketTransport(sio))
+    users = UserStore(mongo)
+    rooms = RoomService(
+        settings.limits, RoomStore(mongo), MessageStore(mongo), users, presence, limiter,
+        emitter, MongoInviteBook(mongo),
+    )
+    auth = AuthService(
+        settings.auth, users, RefreshTokenStore(mongo), issuer, limiter,
+        on_signup=[rooms.accept_invites],
+    )
+    health = HealthService(__version__, node_id)
+    health.register("mongo", lambda: _ping_mongo(mongo))
+    if redis is not None:
+        health.register("redis", lambda: _ping_redis(redis))
+
+    connections = ConnectionRegistry(sio, emitter, settings.server.max_socket_queue)
+    realtime = RealtimeNamespace(REALTIME, issuer, connections, emitter, metrics)
+    realtime.attach(rooms)
+    sio.register_namespace(realtime)
+    sio.register_namespace(BaseNamespace(DEFAULT, issuer, connections, emitter, metrics))
+
+    app[SERVICES] = Services(
+        settings=settings, node_id=node_id, metrics=metrics, mongo=mongo, issuer=issuer,
+        auth=auth, rooms=rooms, health=health,
+    )
+    connections.start()
+    log.info("parlour %s ready (node %s)", __version__, node_id)
+    try:
+        yield
+    finally:
+        await connections.stop()
+        await sio.shutdown()
+        await presence.close()
+
+
+async def _ping_mongo(mongo: Mongo) -> str:
+    return f"ping {await mongo.ping():.1f} ms"
+
+
+async def _ping_redis(redis: Redis) -> str:
+    await redis.ping()
+    return "pong"
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the aiohttp application; resources open in cleanup_ctx when it starts."""
+    middlewares = [error_middleware]
+    if settings.server.cors_origins:
+        middlewares.insert(0, cors_middleware(settings.server.cors_origins))
+    app = web.Application(middlewares=middlewares, client_max_size=2 * 1024 * 1024)
+    app[SETTINGS] = settings
+    manager = (
+        socketio.AsyncRedisManager(settings.redis.url, channel="parlour")
+        if settings.redis.url else None
+    )
+    sio = ParlourServer(
+        async_mode="aiohttp",
+        json=OrjsonModule,
+        client_manager=manager,
+        cors_allowed_origins=settings.server.cors_origins or None,
+        cors_credentials=True,
+        max_http_buffer_size=1_000_000,
+        logger=False,
+        engineio_logger=False,
+    )
+    sio.attach(app)
+    app[SIO] = sio
+    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, services_ctx])
+    setup_routes(app, WEB_DIR)
+    return app

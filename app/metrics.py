@@ -1,0 +1,53 @@
+"""Prometheus metrics for operators (one registry per app, no globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    """Every metric Parlour exports at /internal/metrics."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.connections = Gauge(
+            "parlour_connections", "Open Socket.IO connections", ["namespace"], registry=r
+        )
+        self.events = Counter(
+            "parlour_events_total", "Socket.IO events handled", ["event", "outcome"], registry=r
+        )
+        self.event_latency = Histogram(
+            "parlour_event_seconds", "Socket.IO event handling time", ["event"], registry=r
+        )
+        self.errors = Counter("parlour_errors_total", "Errors by code", ["code"], registry=r)
+        self.requests = Counter(
+            "parlour_http_requests_total", "REST requests", ["method", "status"], registry=r
+        )
+        self.messages = Counter("parlour_messages_total", "Messages stored", ["role"], registry=r)
+        self.replies = Counter(
+            "parlour_assistant_replies_total", "Assistant replies", ["finish_reason"], registry=r
+        )
+        self.ttft = Histogram(
+            "parlour_time_to_first_token_seconds", "Time to first token", registry=r
+        )
+        self.tokens = Counter("parlour_tokens_total", "LLM tokens", ["kind"], registry=r)
+        self.cost = Counter("parlour_cost_usd_total", "LLM cost in USD", registry=r)
+        self.uploads = Counter("parlour_uploads_total", "Uploaded files", ["outcome"], registry=r)
+        self.upload_bytes = Counter("parlour_upload_bytes_total", "Uploaded bytes", registry=r)
+        self.ingestion = Counter(
+            "parlour_ingestion_total", "Document ingestions", ["outcome"], registry=r
+        )
+
+    def event(self, name: str, outcome: str, seconds: float) -> None:
+        """Count one handled event."""
+        self.events.labels(event=name, outcome=outcome).inc()
+        self.event_latency.labels(event=name).observe(seconds)
+
+    def error(self, code: str) -> None:
+        """Count one error answered to a client."""
+        self.errors.labels(code=code).inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)

@@ -1,0 +1,361 @@
+"""Rooms: membership, presence, messages. The one service behind Socket.IO, REST and WS."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from app.config import LimitsSettings
+from app.errors import (
+    CONFLICT,
+    FORBIDDEN,
+    PAYLOAD_TOO_LARGE,
+    RATE_LIMITED,
+    AppError,
+    invalid,
+    not_found,
+)
+from app.events import Emitter, room_channel
+from app.ids import new_id
+from app.models import Author, Member, Message, Principal, Room, User, utcnow
+from app.schemas import CreateRoom, Invite, RoomSettings, SendMessage
+from storage.messages import MessageStore
+from storage.presence import PresenceStore
+from storage.ratelimit import RateLimiter
+from storage.rooms import RoomStore
+from storage.users import UserStore
+
+log = logging.getLogger(__name__)
+
+
+class RoomHooks(Protocol):
+    """What the assistant engine adds to rooms (a no-op until one is attached)."""
+
+    async def on_user_message(self, room: Room, message: Message) -> None:
+        """A user message was stored and broadcast."""
+
+    async def active_stream(self, room_id: str) -> dict[str, Any] | None:
+        """The reply being generated in the room: {message_id, seq, content}."""
+
+    async def validate_model(self, model: str) -> None:
+        """Raise `invalid_payload` for a model the server does not know."""
+
+    async def on_room_deleted(self, room_id: str) -> None:
+        """Cascade a deleted room to other stores (files, vectors)."""
+
+
+class NoHooks:
+    async def on_user_message(self, room: Room, message: Message) -> None:
+        return None
+
+    async def active_stream(self, room_id: str) -> dict[str, Any] | None:
+        return None
+
+    async def validate_model(self, model: str) -> None:
+        return None
+
+    async def on_room_deleted(self, room_id: str) -> None:
+        return None
+
+
+def author_of(principal: Principal) -> Author:
+    """The author record of a caller."""
+    return Author(user_id=principal.user_id, name=principal.name)
+
+
+class RoomService:
+    """Everything a person does with rooms."""
+
+    def __init__(
+        self,
+        limits: LimitsSettings,
+        rooms: RoomStore,
+        messages: MessageStore,
+        users: UserStore,
+        presence: PresenceStore,
+        limiter: RateLimiter,
+        emitter: Emitter,
+        invites: InviteBook,
+    ) -> None:
+        self._limits = limits
+        self._rooms = rooms
+        self._messages = messages
+        self._users = users
+        self._presence = presence
+        self._limiter = limiter
+        self.emitter = emitter
+        self._invites = invites
+        self.hooks: RoomHooks = NoHooks()
+
+    # -- access ---------------------------------------------------------------------------
+
+    async def load(
+        self, principal: Principal, room_id: str, *, write: bool = False, owner: bool = False
+    ) -> Room:
+        """The room if the caller may see it; `not_found` / `forbidden` otherwise."""
+        room = await self._rooms.get(room_id)
+        if room is None:
+            raise not_found("room")
+        member = room.member(principal.user_id)
+        if member is None:
+            if room.visibility != "public":
+                raise not_found("room")
+            if owner or write:
+                raise AppError(FORBIDDEN, "join the room first")
+            return room
+        if owner and member.role != "owner":
+            raise AppError(FORBIDDEN, "only the room owner can do this")
+        if write and member.role == "viewer":
+            raise AppError(FORBIDDEN, "viewers cannot send messages")
+        return room
+
+    def _check_settings(self, req: RoomSettings) -> dict[str, Any]:
+        fields = req.model_dump(exclude_unset=True, exclude={"room_id", "room_type"})
+        if req.title is not None and len(req.title) > self._limits.max_title_chars:
+            raise AppError(PAYLOAD_TOO_LARGE, f"title: at most {self._limits.max_title_chars}")
+        if req.title is not None and not req.title.strip():
+            raise invalid("title: must not be empty")
+        prompt = req.system_prompt
+        if prompt is not None and len(prompt) > self._limits.max_system_prompt_chars:
+            raise AppError(
+                PAYLOAD_TOO_LARGE,
+                f"system_prompt: at most {self._limits.max_system_prompt_chars} characters",
+            )
+        return fields
+
+    # -- rooms ----------------------------------------------------------------------------
+
+    async def create_room(
+        self, principal: Principal, req: CreateRoom, sid: str | None = None
+    ) -> Room:
+        """A new room owned by the caller (joined on `sid` when given)."""
+        fields = self._check_settings(req)
+        if req.model:
+            await self.hooks.validate_model(req.model)
+        now = utcnow()
+        doc: dict[str, Any] = {
+            "_id": new_id(),
+            "title": (req.title or "New chat").strip(),
+            "owner_id": principal.user_id,
+            "room_type": req.room_type,
+            "model": fields.get("model"),
+            "assistant_mode": fields.get("assistant_mode"),
+            "system_prompt": fields.get("system_prompt") or "",
+            "visibility": fields.get("visibility") or "private",
+            "members": [{"user_id": principal.user_id, "name": principal.name, "role": "owner"}],
+            "member_ids": [principal.user_id],
+            "last_seq": 0,
+            "created_at": now,
+            "updated_at": now,
+            "last_activity_at": now,
+        }
+        room = await self._rooms.insert(doc)
+        if sid is not None:
+            await self._enter(principal, room, sid)
+        await self.emitter.room_created(principal.user_id, room)
+        return room
+
+    async def update_room(self, principal: Principal, room_id: str, req: RoomSettings) -> Room:
+        """Change a room's settings (owner only)."""
+        await self.load(principal, room_id, owner=True)
+        fields = self._check_settings(req)
+        if fields.get("model"):
+            await self.hooks.validate_model(fields["model"])
+        if "title" in fields and fields["title"] is None:
+            del fields["title"]
+        if "visibility" in fields and fields["visibility"] is None:
+            del fields["visibility"]
+        if "system_prompt" in fields and fields["system_prompt"] is None:
+            fields["system_prompt"] = ""
+        fields["updated_at"] = utcnow()
+        room = await self._rooms.update(room_id, fields)
+        if room is None:
+            raise not_found("room")
+        await self.emitter.room_updated(room)
+        return room
+
+    async def delete_room(self, principal: Principal, room_id: str) -> None:
+        """Delete a room and everything in it (owner only)."""
+        await self.load(principal, room_id, owner=True)
+        await self.hooks.on_room_deleted(room_id)
+        await self._messages.delete_room(room_id)
+        await self._rooms.delete(room_id)
+        await self._invites.forget_room(room_id)
+        await self.emitter.room_deleted(room_id)
+
+    async def list_rooms(
+        self, principal: Principal, cursor: str | None, limit: int
+    ) -> tuple[list[Room], str | None]:
+        """The caller's rooms, newest activity first."""
+        return await self._rooms.list_for_user(principal.user_id, cursor, limit)
+
+    # -- presence -------------------------------------------------------------------------
+
+    async def _enter(self, principal: Principal, room: Room, sid: str) -> None:
+        await self.emitter.transport.enter_room(sid, room_channel(room.room_id))
+        if await self._presence.add(room.room_id, principal.user_id, sid):
+            await self.emitter.user_joined(room.room_id, author_of(principal), skip_sid=sid)
+
+    async def join_room(
+        self, principal: Principal, room_id: str, sid: str, since_seq: int | None
+    ) -> dict[str, Any]:
+        """Enter a room: its state, who is online, and the messages the caller missed."""
+        room = await self.load(principal, room_id)
+        if room.member(principal.user_id) is None:
+            if len(room.members) >= self._limits.max_members:
+                raise AppError(CONFLICT, "the room is full")
+            member = Member(user_id=principal.user_id, name=principal.name, role="member")
+            room = await self._rooms.add_member(room_id, member, utcnow()) or room
+            await self.emitter.room_updated(room)
+        await self._enter(principal, room, sid)
+        if since_seq is None:
+            messages = await self._messages.page(room_id, limit=50)
+        else:
+            messages = await self._messages.page(
+                room_id, after_seq=since_seq, limit=self._limits.replay_max_messages
+            )
+        online = await self._presence.online(room_id)
+        members = [m.model_dump() for m in room.members]
+        await self.emitter.room_joined(sid, room, members, online)
+        result: dict[str, Any] = {
+            "room": room.model_dump(mode="json"),
+            "members": members,
+            "online": online,
+            "messages": [m.model_dump(mode="json") for m in messages],
+        }
+        active = await self.hooks.active_stream(room_id)
+        if active is not None:
+            result["active_stream"] = active
+        return result
+
+    async def leave_room(self, principal: Principal, room_id: str, sid: str) -> None:
+        """Leave a room on this socket (the user stays a member)."""
+        await self.emitter.transport.leave_room(sid, room_channel(room_id))
+        if await self._presence.remove(room_id, principal.user_id, sid):
+            await self.emitter.user_left(room_id, author_of(principal))
+
+    async def typing(self, principal: Principal, room_id: str, sid: str, is_typing: bool) -> None:
+        """Tell the others in the room that the caller is typing."""
+        await self.load(principal, room_id, write=True)
+        await self.emitter.user_typing(room_id, principal.user_id, is_typing, sid)
+
+    # -- members --------------------------------------------------------------------------
+
+    async def invite(self, principal: Principal, req: Invite) -> Room:
+        """Add a user by email (owner only); unknown emails join when they sign up."""
+        room = await self.load(principal, req.room_id, owner=True)
+        user = await self._users.by_email(req.email)
+        if user is None:
+            await self._invites.add(req.email, req.room_id, req.role)
+            return room
+        return await self.add_member(room, user, req.role)
+
+    async def add_member(self, room: Room, user: User, role: str) -> Room:
+        """Make `user` a member and tell them and the room."""
+        if room.member(user.user_id) is not None:
+            raise AppError(CONFLICT, "already a member of this room")
+        if len(room.members) >= self._limits.max_members:
+            raise AppError(CONFLICT, "the room is full")
+        member = Member(user_id=user.user_id, name=user.name, role=role)
+        updated = await self._rooms.add_member(room.room_id, member, utcnow())
+        if updated is None:
+            raise AppError(CONFLICT, "already a member of this room")
+        await self.emitter.room_updated(updated)
+        await self.emitter.room_invited(user.user_id, updated)
+        return updated
+
+    async def accept_invites(self, user: User) -> None:
+        """Turn the pending invitations of a new account's email into memberships."""
+        for room_id, role in await self._invites.take(user.email):
+            room = await self._rooms.get(room_id)
+            if room is not None and room.member(user.user_id) is None:
+                await self.add_member(room, user, role)
+
+    async def remove_member(self, principal: Principal, room_id: str, user_id: str) -> Room:
+        """Remove a member (owner only); their sockets leave the room."""
+        room = await self.load(principal, room_id, owner=True)
+        if user_id == room.owner_id:
+            raise invalid("user_id: the owner cannot be removed")
+        gone = room.member(user_id)
+        if gone is None:
+            raise not_found("member")
+        updated = await self._rooms.remove_member(room_id, user_id, utcnow())
+        if updated is None:
+            raise not_found("room")
+        await self._presence.clear_user(room_id, user_id)
+        await self.emitter.transport.leave_user_sockets(user_id, room_channel(room_id))
+        await self.emitter.user_left(room_id, Author(user_id=user_id, name=gone.name))
+        await self.emitter.room_updated(updated)
+        await self.emitter.room_deleted(room_id, user_id=user_id)
+        return updated
+
+    # -- messages -------------------------------------------------------------------------
+
+    async def send_message(self, principal: Principal, req: SendMessage) -> Message:
+        """Store a user message (idempotent on client_msg_id) and broadcast it."""
+        if len(req.content) > self._limits.max_message_chars:
+            raise AppError(
+                PAYLOAD_TOO_LARGE,
+                f"content: at most {self._limits.max_message_chars} characters",
+            )
+        if not req.content.strip() and not req.file_ids:
+            raise invalid("content: must not be empty")
+        room = await self.load(principal, req.room_id, write=True)
+        if req.client_msg_id is not None:
+            existing = await self._messages.by_client_msg_id(req.room_id, req.client_msg_id)
+            if existing is not None:
+                return existing
+        if not await self._limiter.hit(
+            f"msg:{principal.user_id}", self._limits.messages_per_minute, 60
+        ):
+            raise AppError(RATE_LIMITED, "too many messages; wait a minute")
+        if req.reply_to is not None:
+            target = await self._messages.get(req.reply_to)
+            if target is None or target.room_id != req.room_id:
+                raise not_found("reply_to message")
+        doc: dict[str, Any] = {
+            "_id": new_id(),
+            "room_id": req.room_id,
+            "role": "user",
+            "author": author_of(principal).model_dump(),
+            "content": req.content,
+            "file_ids": req.file_ids,
+            "reply_to": req.reply_to,
+            "status": "complete",
+            "created_at": utcnow(),
+        }
+        if req.client_msg_id is not None:
+            doc["client_msg_id"] = req.client_msg_id
+        message, created = await self._messages.append(doc)
+        if created:
+            await self.emitter.message_received(message)
+            await self.hooks.on_user_message(room, message)
+        return message
+
+    async def list_messages(
+        self,
+        principal: Principal,
+        room_id: str,
+        *,
+        before_seq: int | None,
+        after_seq: int | None,
+        limit: int,
+    ) -> list[Message]:
+        """A page of a room's history."""
+        await self.load(principal, room_id)
+        return await self._messages.page(
+            room_id, before_seq=before_seq, after_seq=after_seq, limit=limit
+        )
+
+
+class InviteBook(Protocol):
+    """Pending invitations for emails that have no account yet."""
+
+    async def add(self, email: str, room_id: str, role: str) -> None:
+        """Remember an invitation."""
+
+    async def take(self, email: str) -> list[tuple[str, str]]:
+        """Remove and return the (room_id, role) invitations of an email."""
+
+    async def forget_room(self, room_id: str) -> None:
+        """Drop the invitations of a deleted room."""

@@ -1,0 +1,103 @@
+"""Request payloads shared by the Socket.IO events and the REST routes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.errors import invalid
+from app.models import AssistantMode, RoomType, Visibility
+
+T = TypeVar("T", bound=BaseModel)
+
+Id = Field(min_length=1, max_length=128)
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, str_strip_whitespace=False)
+
+
+def parse(model: type[T], data: Any) -> T:
+    """Validate `data`; `invalid_payload` naming the first bad field otherwise."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise invalid("payload: must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "payload"
+        raise invalid(f"{field}: {first['msg']}") from exc
+
+
+class RoomSettings(Payload):
+    title: str | None = None
+    model: str | None = None
+    assistant_mode: AssistantMode | None = None
+    system_prompt: str | None = None
+    visibility: Visibility | None = None
+
+
+class CreateRoom(RoomSettings):
+    room_type: RoomType = "aisuite"
+
+
+class UpdateRoom(RoomSettings):
+    room_id: str = Id
+
+
+class RoomRef(Payload):
+    room_id: str = Id
+
+
+class JoinRoom(RoomRef):
+    since_seq: int | None = Field(None, ge=0)
+
+
+class SendMessage(RoomRef):
+    content: str
+    client_msg_id: str | None = Field(None, min_length=1, max_length=128)
+    file_ids: list[str] = Field(default_factory=list, max_length=20)
+    reply_to: str | None = None
+
+
+class Typing(RoomRef):
+    is_typing: bool
+
+
+class Invite(RoomRef):
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    role: Literal["member", "viewer"] = "member"
+
+
+class RemoveMember(RoomRef):
+    user_id: str = Id
+
+
+class StopGeneration(RoomRef):
+    message_id: str | None = None
+
+
+class Regenerate(RoomRef):
+    message_id: str = Id
+
+
+class AuthRefresh(Payload):
+    token: str = Field(min_length=1)
+
+
+class Signup(Payload):
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    password: str
+    name: str = Field(min_length=1, max_length=100)
+
+
+class Login(Payload):
+    email: str = Field(min_length=1, max_length=320)
+    password: str
+
+
+class RefreshRequest(Payload):
+    refresh_token: str | None = None

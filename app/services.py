@@ -1,0 +1,25 @@
+"""The container of everything a transport may call, built once per app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.auth import AuthService
+from app.config import Settings
+from app.health import HealthService
+from app.metrics import Metrics
+from app.rooms import RoomService
+from app.tokens import TokenIssuer
+from storage.mongo import Mongo
+
+
+@dataclass
+class Services:
+    settings: Settings
+    node_id: str
+    metrics: Metrics
+    mongo: Mongo
+    issuer: TokenIssuer
+    auth: AuthService
+    rooms: RoomService
+    health: HealthService

@@ -1,0 +1,150 @@
+"""Shared REST plumbing: the error middleware, JSON bodies, the caller's identity."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel
+
+from app.errors import (
+    INTERNAL,
+    INVALID_PAYLOAD,
+    NOT_FOUND,
+    PAYLOAD_TOO_LARGE,
+    UNAUTHORIZED,
+    AppError,
+    error_from_exception,
+)
+from app.keys import SERVICES, SETTINGS
+from app.models import Principal
+from app.schemas import parse
+from app.services import Services
+
+log = logging.getLogger("parlour.http")
+
+T = TypeVar("T", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_HTTP_CODES = {404: NOT_FOUND, 405: INVALID_PAYLOAD, 413: PAYLOAD_TOO_LARGE, 401: UNAUTHORIZED}
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """A JSON response serialised with orjson."""
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json"
+    )
+
+
+def error_response(err: AppError) -> web.Response:
+    """`{"error": {"code", "message"}}` with the code's HTTP status."""
+    return json_response({"error": err.as_dict()}, status=err.status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes a JSON error with a stable code; one log line per request."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        if exc.status < 400 or exc.status == 101:
+            raise
+        code = _HTTP_CODES.get(exc.status, INVALID_PAYLOAD if exc.status < 500 else INTERNAL)
+        return error_response(AppError(code, exc.reason, status=exc.status))
+    except Exception as exc:
+        err = error_from_exception(exc)
+        if err.code == INTERNAL:
+            log.exception("%s %s failed", request.method, request.path)
+        status = err.status
+        services = request.app.get(SERVICES)
+        if services is not None:
+            services.metrics.error(err.code)
+        return error_response(err)
+    finally:
+        elapsed = (time.perf_counter() - started) * 1000
+        services = request.app.get(SERVICES)
+        if services is not None:
+            services.metrics.requests.labels(method=request.method, status=str(status)).inc()
+        log.info(
+            "%s %s status=%d duration_ms=%.1f", request.method, request.path, status, elapsed,
+            extra={"method": request.method, "path": request.path, "status": status,
+                   "duration_ms": round(elapsed, 1)},
+        )
+
+
+def services(request: web.Request) -> Services:
+    """The app's services."""
+    return request.app[SERVICES]
+
+
+async def body(request: web.Request, model: type[T]) -> T:
+    """The request's JSON body validated by `model`."""
+    raw = await request.read()
+    try:
+        data = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError as exc:
+        raise AppError(INVALID_PAYLOAD, "body: not valid JSON") from exc
+    return parse(model, data)
+
+
+def query(request: web.Request, model: type[T]) -> T:
+    """The query string validated by `model`."""
+    return parse(model, dict(request.query))
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The access token from the Authorization header or the cookie."""
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.cookies.get("access_token")
+
+
+def principal(request: web.Request) -> Principal:
+    """The verified caller; `unauthorized` otherwise."""
+    token = bearer_token(request)
+    if not token:
+        raise AppError(UNAUTHORIZED, "missing token")
+    return services(request).issuer.verify_access(token)
+
+
+def client_ip(request: web.Request) -> str:
+    """The peer address (proxies are not trusted by default)."""
+    return request.remote or "unknown"
+
+
+def cors_middleware(origins: list[str]) -> Any:
+    """Allow the configured browser origins to call the API with credentials."""
+    allowed = set(origins)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if request.method == "OPTIONS" and origin in allowed:
+            response: web.StreamResponse = web.Response(status=204)
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = request.headers.get(
+                "Access-Control-Request-Headers", "Authorization, Content-Type"
+            )
+            response.headers["Access-Control-Max-Age"] = "600"
+        else:
+            response = await handler(request)
+        if origin in allowed:
+            response.headers["Access-Control-Allow-Origin"] = str(origin)
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            response.headers["Vary"] = "Origin"
+        return response
+
+    return middleware
+
+
+__all__ = ["SETTINGS", "body", "json_response", "principal", "query", "services"]

@@ -1,0 +1,88 @@
+"""Who is behind each local socket, and the sweep that enforces expiry and send buffers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+import socketio
+
+from app.events import Emitter
+from app.models import Principal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Connection:
+    principal: Principal
+    namespace: str
+    rooms: set[str] = field(default_factory=set)
+
+
+class ConnectionRegistry:
+    """Local sockets by sid; a periodic sweep disconnects expired and backed-up clients."""
+
+    def __init__(self, sio: socketio.AsyncServer, emitter: Emitter, max_queue: int) -> None:
+        self._sio = sio
+        self._emitter = emitter
+        self._max_queue = max_queue
+        self._conns: dict[str, Connection] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, sid: str, principal: Principal, namespace: str) -> Connection:
+        conn = Connection(principal, namespace)
+        self._conns[sid] = conn
+        return conn
+
+    def get(self, sid: str) -> Connection | None:
+        return self._conns.get(sid)
+
+    def pop(self, sid: str) -> Connection | None:
+        return self._conns.pop(sid, None)
+
+    def __len__(self) -> int:
+        return len(self._conns)
+
+    def start(self) -> None:
+        """Start the sweep task (cancelled by stop())."""
+        self._task = asyncio.create_task(self._sweep_forever(), name="connection-sweep")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("connection sweep failed")
+
+    async def sweep(self) -> None:
+        """Expire sessions whose token ran out; drop clients whose send queue backed up."""
+        now = time.time()
+        for sid, conn in list(self._conns.items()):
+            if conn.principal.expires_at and conn.principal.expires_at <= now:
+                log.info("session expired for %s (%s)", conn.principal.user_id, sid)
+                await self._emitter.session_expired(sid)
+                await self._sio.disconnect(sid, namespace=conn.namespace)
+                continue
+            backlog = self._queue_length(sid, conn.namespace)
+            if backlog > self._max_queue:
+                log.warning("disconnecting slow client %s: %d packets queued", sid, backlog)
+                await self._sio.disconnect(sid, namespace=conn.namespace)
+
+    def _queue_length(self, sid: str, namespace: str) -> int:
+        eio_sid = self._sio.manager.eio_sid_from_sid(sid, namespace)
+        sock = self._sio.eio.sockets.get(eio_sid) if eio_sid else None
+        if sock is None:
+            return 0
+        return int(sock.queue.qsize())

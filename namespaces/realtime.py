@@ -1,0 +1,88 @@
+"""`/assistant/realtime`: rooms, messages, presence (transport only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.models import Principal
+from app.rooms import RoomService
+from app.schemas import (
+    CreateRoom,
+    Invite,
+    JoinRoom,
+    RemoveMember,
+    RoomRef,
+    SendMessage,
+    Typing,
+    UpdateRoom,
+    parse,
+)
+from namespaces.base import BaseNamespace
+
+
+class RealtimeNamespace(BaseNamespace):
+    """Each handler: validate, call one RoomService method, shape the ack."""
+
+    def attach(self, rooms: RoomService) -> None:
+        """Register the room events."""
+        self._rooms = rooms
+        for event, handler in {
+            "create_room": self._create_room,
+            "join_room": self._join_room,
+            "leave_room": self._leave_room,
+            "send_message": self._send_message,
+            "typing": self._typing,
+            "update_room": self._update_room,
+            "invite": self._invite,
+            "remove_member": self._remove_member,
+        }.items():
+            self.handle(event, handler)
+
+    def _track(self, sid: str, room_id: str, joined: bool) -> None:
+        conn = self._connections.get(sid)
+        if conn is not None:
+            (conn.rooms.add if joined else conn.rooms.discard)(room_id)
+
+    async def _create_room(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
+        room = await self._rooms.create_room(who, parse(CreateRoom, payload), sid)
+        self._track(sid, room.room_id, True)
+        return {"room": room.model_dump(mode="json")}
+
+    async def _join_room(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
+        req = parse(JoinRoom, payload)
+        result = await self._rooms.join_room(who, req.room_id, sid, req.since_seq)
+        self._track(sid, req.room_id, True)
+        return result
+
+    async def _leave_room(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
+        req = parse(RoomRef, payload)
+        await self._rooms.leave_room(who, req.room_id, sid)
+        self._track(sid, req.room_id, False)
+        return {}
+
+    async def _send_message(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
+        message = await self._rooms.send_message(who, parse(SendMessage, payload))
+        return {"message": message.model_dump(mode="json")}
+
+    async def _typing(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
+        req = parse(Typing, payload)
+        await self._rooms.typing(who, req.room_id, sid, req.is_typing)
+        return {}
+
+    async def _update_room(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
+        req = parse(UpdateRoom, payload)
+        room = await self._rooms.update_room(who, req.room_id, req)
+        return {"room": room.model_dump(mode="json")}
+
+    async def _invite(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
+        room = await self._rooms.invite(who, parse(Invite, payload))
+        return {"room": room.model_dump(mode="json")}
+
+    async def _remove_member(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
+        req = parse(RemoveMember, payload)
+        room = await self._rooms.remove_member(who, req.room_id, req.user_id)
+        return {"room": room.model_dump(mode="json")}
+
+    async def disconnected(self, sid: str, principal: Principal, rooms: set[str]) -> None:
+        for room_id in rooms:
+            await self._rooms.leave_room(principal, room_id, sid)

@@ -1,0 +1,115 @@
+"""Messages in MongoDB, with a gap-free per-room seq allocated in a transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
+
+from app.errors import not_found
+from app.models import Message, utcnow
+from storage.mongo import Mongo
+
+Doc = dict[str, Any]
+
+
+def message_from_doc(doc: Doc) -> Message:
+    """A Message record from its document."""
+    return Message(message_id=doc["_id"], **doc)
+
+
+class MessageStore:
+    """Append-only log per room; assistant replies are updated in place while streaming."""
+
+    def __init__(self, mongo: Mongo) -> None:
+        self._mongo = mongo
+        self._messages = mongo.messages
+        self._rooms = mongo.rooms
+
+    async def by_client_msg_id(self, room_id: str, client_msg_id: str) -> Message | None:
+        """The message a client already sent with this id, if any."""
+        doc = await self._messages.find_one({"room_id": room_id, "client_msg_id": client_msg_id})
+        return message_from_doc(doc) if doc else None
+
+    async def append(self, doc: Doc) -> tuple[Message, bool]:
+        """Give `doc` the room's next seq and insert it atomically.
+
+        Returns the stored message and whether it is new: a retry with a known
+        `client_msg_id` returns the first message and allocates no seq (no gap).
+        """
+        room_id = doc["room_id"]
+        client_msg_id = doc.get("client_msg_id")
+
+        async def txn(session: AsyncClientSession) -> Doc:
+            room = await self._rooms.find_one_and_update(
+                {"_id": room_id},
+                {"$inc": {"last_seq": 1}, "$set": {"last_activity_at": utcnow()}},
+                projection={"last_seq": 1},
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            if room is None:
+                raise not_found("room")
+            stored = {**doc, "seq": room["last_seq"]}
+            await self._messages.insert_one(stored, session=session)
+            return stored
+
+        try:
+            async with self._mongo.client.start_session() as session:
+                stored = await session.with_transaction(txn)
+        except DuplicateKeyError:
+            if client_msg_id is None:
+                raise
+            existing = await self.by_client_msg_id(room_id, client_msg_id)
+            if existing is None:
+                raise
+            return existing, False
+        return message_from_doc(stored), True
+
+    async def get(self, message_id: str) -> Message | None:
+        """One message by id."""
+        doc = await self._messages.find_one({"_id": message_id})
+        return message_from_doc(doc) if doc else None
+
+    async def update(self, message_id: str, fields: Doc) -> Message | None:
+        """Set fields on a message (streaming checkpoints, final state)."""
+        doc = await self._messages.find_one_and_update(
+            {"_id": message_id}, {"$set": fields}, return_document=ReturnDocument.AFTER
+        )
+        return message_from_doc(doc) if doc else None
+
+    async def page(
+        self,
+        room_id: str,
+        *,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[Message]:
+        """Messages in seq order: after `after_seq` (oldest first) or the latest before."""
+        seq: Doc = {}
+        if before_seq is not None:
+            seq["$lt"] = before_seq
+        if after_seq is not None:
+            seq["$gt"] = after_seq
+        query: Doc = {"room_id": room_id}
+        if seq:
+            query["seq"] = seq
+        if after_seq is not None:
+            cursor = self._messages.find(query).sort("seq", ASCENDING).limit(limit)
+            return [message_from_doc(d) for d in await cursor.to_list()]
+        cursor = self._messages.find(query).sort("seq", DESCENDING).limit(limit)
+        docs = await cursor.to_list()
+        return [message_from_doc(d) for d in reversed(docs)]
+
+    async def streaming(self) -> list[Message]:
+        """Replies left `streaming` (by a crash, when called at startup)."""
+        docs = await self._messages.find({"status": "streaming"}).to_list()
+        return [message_from_doc(d) for d in docs]
+
+    async def delete_room(self, room_id: str) -> int:
+        """Delete every message of a room."""
+        res = await self._messages.delete_many({"room_id": room_id})
+        return res.deleted_count

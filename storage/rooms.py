@@ -1,0 +1,128 @@
+"""Rooms (chats) in MongoDB: membership, settings and the per-room sequence counter."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+from pymongo import DESCENDING, ReturnDocument
+
+from app.errors import invalid
+from app.models import Member, Room
+from storage.mongo import Mongo
+
+Doc = dict[str, Any]
+
+
+def room_from_doc(doc: Doc) -> Room:
+    """A Room with its effective assistant mode (auto: always alone, mention when shared)."""
+    mode = doc.get("assistant_mode") or ("always" if len(doc["members"]) <= 1 else "mention")
+    return Room(
+        room_id=doc["_id"],
+        title=doc["title"],
+        owner_id=doc["owner_id"],
+        room_type=doc["room_type"],
+        model=doc.get("model"),
+        assistant_mode=mode,
+        system_prompt=doc.get("system_prompt", ""),
+        visibility=doc["visibility"],
+        members=[Member(**m) for m in doc["members"]],
+        last_seq=doc.get("last_seq", 0),
+        created_at=doc["created_at"],
+        updated_at=doc["updated_at"],
+    )
+
+
+def encode_cursor(when: datetime, room_id: str) -> str:
+    """An opaque page cursor for (last activity, room id)."""
+    raw = f"{when.isoformat()}|{room_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (last activity, room id) of a cursor; invalid_payload if it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, room_id = raw.split("|", 1)
+        return datetime.fromisoformat(when), room_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise invalid("cursor: not a valid page cursor") from exc
+
+
+class RoomStore:
+    """CRUD on room documents; membership lives in the room document."""
+
+    def __init__(self, mongo: Mongo) -> None:
+        self._rooms = mongo.rooms
+
+    async def insert(self, doc: Doc) -> Room:
+        """Store a new room document."""
+        await self._rooms.insert_one(doc)
+        return room_from_doc(doc)
+
+    async def get(self, room_id: str) -> Room | None:
+        """The room, or None."""
+        doc = await self._rooms.find_one({"_id": room_id})
+        return room_from_doc(doc) if doc else None
+
+    async def list_for_user(
+        self, user_id: str, cursor: str | None, limit: int
+    ) -> tuple[list[Room], str | None]:
+        """The user's rooms, newest activity first, and the next page's cursor."""
+        query: Doc = {"member_ids": user_id}
+        if cursor:
+            when, rid = decode_cursor(cursor)
+            query["$or"] = [
+                {"last_activity_at": {"$lt": when}},
+                {"last_activity_at": when, "_id": {"$lt": rid}},
+            ]
+        docs = await (
+            self._rooms.find(query)
+            .sort([("last_activity_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit + 1)
+            .to_list()
+        )
+        next_cursor = None
+        if len(docs) > limit:
+            docs = docs[:limit]
+            last = docs[-1]
+            next_cursor = encode_cursor(last["last_activity_at"], last["_id"])
+        return [room_from_doc(d) for d in docs], next_cursor
+
+    async def update(self, room_id: str, fields: Doc) -> Room | None:
+        """Set fields on a room; the updated room."""
+        doc = await self._rooms.find_one_and_update(
+            {"_id": room_id}, {"$set": fields}, return_document=ReturnDocument.AFTER
+        )
+        return room_from_doc(doc) if doc else None
+
+    async def add_member(self, room_id: str, member: Member, now: datetime) -> Room | None:
+        """Add a member unless already present; the updated room."""
+        doc = await self._rooms.find_one_and_update(
+            {"_id": room_id, "member_ids": {"$ne": member.user_id}},
+            {
+                "$push": {"members": member.model_dump()},
+                "$addToSet": {"member_ids": member.user_id},
+                "$set": {"updated_at": now},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        return room_from_doc(doc) if doc else None
+
+    async def remove_member(self, room_id: str, user_id: str, now: datetime) -> Room | None:
+        """Remove a member; the updated room."""
+        doc = await self._rooms.find_one_and_update(
+            {"_id": room_id},
+            {
+                "$pull": {"members": {"user_id": user_id}, "member_ids": user_id},
+                "$set": {"updated_at": now},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        return room_from_doc(doc) if doc else None
+
+    async def delete(self, room_id: str) -> bool:
+        """Delete the room document."""
+        res = await self._rooms.delete_one({"_id": room_id})
+        return res.deleted_count == 1

@@ -1,0 +1,115 @@
+"""Users and refresh-token records in MongoDB."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from app.errors import CONFLICT, AppError
+from app.ids import new_id
+from app.models import User, utcnow
+from storage.mongo import Mongo
+
+
+def _user(doc: dict[str, Any]) -> User:
+    return User(user_id=doc["_id"], **doc)
+
+
+class UserStore:
+    """Accounts: email is unique (stored lower-cased)."""
+
+    def __init__(self, mongo: Mongo) -> None:
+        self._users = mongo.users
+
+    async def create(
+        self, email: str, name: str, password_hash: str | None, *, is_admin: bool = False
+    ) -> User:
+        """Insert a user; `conflict` if the email is taken."""
+        doc = {
+            "_id": new_id(),
+            "email": email.lower(),
+            "name": name,
+            "password_hash": password_hash,
+            "is_admin": is_admin,
+            "created_at": utcnow(),
+        }
+        try:
+            await self._users.insert_one(doc)
+        except DuplicateKeyError as exc:
+            raise AppError(CONFLICT, "an account with this email already exists") from exc
+        return _user(doc)
+
+    async def password_hash(self, email: str) -> tuple[User, str | None] | None:
+        """The user with this email and their stored hash, if any."""
+        doc = await self._users.find_one({"email": email.lower()})
+        if doc is None:
+            return None
+        return _user(doc), doc.get("password_hash")
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        """Replace a user's hash (rehash on login when parameters change)."""
+        await self._users.update_one({"_id": user_id}, {"$set": {"password_hash": password_hash}})
+
+    async def set_admin(self, user_id: str, is_admin: bool) -> None:
+        """Grant or revoke admin."""
+        await self._users.update_one({"_id": user_id}, {"$set": {"is_admin": is_admin}})
+
+    async def by_id(self, user_id: str) -> User | None:
+        """The user with this id."""
+        doc = await self._users.find_one({"_id": user_id})
+        return _user(doc) if doc else None
+
+    async def by_email(self, email: str) -> User | None:
+        """The user with this email."""
+        doc = await self._users.find_one({"email": email.lower()})
+        return _user(doc) if doc else None
+
+
+class RefreshTokenStore:
+    """One record per issued refresh token (hashed), grouped by rotation family."""
+
+    def __init__(self, mongo: Mongo) -> None:
+        self._tokens = mongo.refresh_tokens
+
+    async def add(
+        self, jti: str, family_id: str, user_id: str, token_hash: str, expires_at: datetime
+    ) -> None:
+        """Record a newly issued refresh token."""
+        await self._tokens.insert_one(
+            {
+                "_id": jti,
+                "family_id": family_id,
+                "user_id": user_id,
+                "token_hash": token_hash,
+                "expires_at": expires_at,
+                "used_at": None,
+                "revoked": False,
+                "created_at": utcnow(),
+            }
+        )
+
+    async def spend(self, jti: str, token_hash: str) -> dict[str, Any] | None:
+        """Mark an unused, unrevoked token used; None if it was already spent or unknown."""
+        return await self._tokens.find_one_and_update(
+            {"_id": jti, "token_hash": token_hash, "used_at": None, "revoked": False},
+            {"$set": {"used_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def find(self, jti: str) -> dict[str, Any] | None:
+        """The record of a token, spent or not."""
+        return await self._tokens.find_one({"_id": jti})
+
+    async def revoke_family(self, family_id: str) -> int:
+        """Revoke every token of a rotation family; returns how many changed."""
+        res = await self._tokens.update_many(
+            {"family_id": family_id, "revoked": False}, {"$set": {"revoked": True}}
+        )
+        return res.modified_count
+
+    async def revoke(self, jti: str) -> None:
+        """Revoke one token (logout)."""
+        await self._tokens.update_one({"_id": jti}, {"$set": {"revoked": True}})

@@ -1,0 +1,144 @@
+"""Accounts over REST: sign-up, log-in, refresh rotation, reuse detection, limits."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+from yarl import URL
+
+from tests.client import Parlour, start_parlour
+
+SIGNUP = "/api/v1/auth/signup"
+
+
+async def test_signup_login_me_and_cookies(parlour: Parlour) -> None:
+    body = {"email": "Ada@Example.com", "password": "difference engine", "name": "Ada"}
+    status, data = await parlour.request("POST", SIGNUP, json=body)
+    assert status == 201
+    assert data["user"]["email"] == "ada@example.com"
+    assert data["token_type"] == "bearer" and data["expires_in"] == 900
+    claims = jwt.decode(data["access_token"], options={"verify_signature": False})
+    assert {"exp", "iat", "sub", "jti"} <= set(claims)
+    assert "access_token" in parlour.http.cookie_jar.filter_cookies(URL(parlour.url))
+
+    status, again = await parlour.request("POST", SIGNUP, json=body)
+    assert status == 409 and again["error"]["code"] == "conflict"
+
+    status, data = await parlour.request(
+        "POST", "/api/v1/auth/login", json={"email": "ada@example.com", "password": "difference engine"}
+    )
+    assert status == 200
+    status, me = await parlour.request(
+        "GET", "/api/v1/auth/me", headers={"Authorization": f"Bearer {data['access_token']}"}
+    )
+    assert status == 200 and me["user"]["name"] == "Ada"
+
+    status, bad = await parlour.request(
+        "POST", "/api/v1/auth/login", json={"email": "ada@example.com", "password": "wrong password"}
+    )
+    assert status == 401 and bad["error"]["code"] == "unauthorized"
+
+
+async def test_oauth2_password_form(parlour: Parlour) -> None:
+    user = await parlour.signup()
+    status, data = await parlour.request(
+        "POST", "/api/v1/auth/token", data={"username": user.email, "password": "correct horse 1"}
+    )
+    assert status == 200 and data["token_type"] == "bearer" and data["access_token"]
+
+
+async def test_password_rules(parlour: Parlour) -> None:
+    for password, fragment in (("short", "at least 8"), ("x" * 1025, "at most 1024")):
+        status, data = await parlour.request(
+            "POST", SIGNUP, json={"email": "p@example.com", "password": password, "name": "P"}
+        )
+        assert status == 422 and data["error"]["code"] == "invalid_payload"
+        assert "password" in data["error"]["message"] and fragment in data["error"]["message"]
+
+
+async def test_unknown_field_is_named(parlour: Parlour) -> None:
+    status, data = await parlour.request(
+        "POST", SIGNUP, json={"email": "q@example.com", "password": "long enough", "name": "Q",
+                              "admin": True}
+    )
+    assert status == 422 and "admin" in data["error"]["message"]
+    status, data = await parlour.request("POST", SIGNUP, data=b"{not json")
+    assert status == 422 and data["error"]["code"] == "invalid_payload"
+
+
+async def test_refresh_rotates_and_reuse_revokes_family(parlour: Parlour) -> None:
+    user = await parlour.signup()
+    status, first = await parlour.request(
+        "POST", "/api/v1/auth/refresh", json={"refresh_token": user.refresh_token}
+    )
+    assert status == 200 and first["refresh_token"] != user.refresh_token
+    # Reusing the spent token is theft: it fails and revokes the whole family...
+    status, data = await parlour.request(
+        "POST", "/api/v1/auth/refresh", json={"refresh_token": user.refresh_token}
+    )
+    assert status == 401
+    # ...including the token issued by the legitimate rotation.
+    status, data = await parlour.request(
+        "POST", "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+    )
+    assert status == 401 and data["error"]["code"] == "unauthorized"
+
+
+async def test_refresh_by_cookie_and_logout(parlour: Parlour) -> None:
+    await parlour.signup()  # sets the cookies on parlour.http
+    status, data = await parlour.request("POST", "/api/v1/auth/refresh")
+    assert status == 200
+    status, _ = await parlour.request("POST", "/api/v1/auth/logout")
+    assert status == 204
+    status, _ = await parlour.request(
+        "POST", "/api/v1/auth/refresh", json={"refresh_token": data["refresh_token"]}
+    )
+    assert status == 401
+
+
+async def test_login_failures_are_rate_limited(make_settings: Any) -> None:
+    server = await start_parlour(make_settings(auth__login_max_failures=3))
+    try:
+        user = await server.signup()
+        creds = {"email": user.email, "password": "not the password"}
+        codes = [(await server.request("POST", "/api/v1/auth/login", json=creds))[0]
+                 for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        # Even the right password is refused while limited.
+        status, data = await server.request(
+            "POST", "/api/v1/auth/login", json={"email": user.email, "password": "correct horse 1"}
+        )
+        assert status == 429 and data["error"]["code"] == "rate_limited"
+    finally:
+        await server.close()
+
+
+async def test_whitelist(make_settings: Any) -> None:
+    server = await start_parlour(
+        make_settings(auth__allowed_domains=["ok.org"], auth__allowed_emails=["vip@else.org"])
+    )
+    try:
+        for email, expected in (("a@ok.org", 201), ("vip@else.org", 201), ("b@no.org", 403)):
+            status, data = await server.request(
+                "POST", SIGNUP, json={"email": email, "password": "long enough", "name": "W"}
+            )
+            assert status == expected, data
+    finally:
+        await server.close()
+
+
+async def test_bad_tokens_refused(parlour: Parlour) -> None:
+    user = await parlour.signup()
+    claims = jwt.decode(user.token, options={"verify_signature": False})
+    expired = jwt.encode({**claims, "exp": int(time.time()) - 5}, "test-secret-0123456789abcdef-0123456789",
+                         algorithm="HS256")
+    forged = jwt.encode(claims, "another-secret-0123456789-0123456789", algorithm="HS256")
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    tampered = user.token[:-4] + ("AAAA" if not user.token.endswith("AAAA") else "BBBB")
+    for token in (expired, forged, unsigned, tampered, "garbage"):
+        status, data = await parlour.request(
+            "GET", "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert status == 401 and data["error"]["code"] == "unauthorized"
