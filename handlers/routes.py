@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from aiohttp import web
 
+from app.errors import not_found
 from handlers import auth, chats, internal
+
+
+def _static_file(web_dir: Path, name: str) -> Path | None:
+    """The file under web_dir named by a URL path, never outside it."""
+    root = web_dir.resolve()
+    candidate = (root / (name or "index.html")).resolve()
+    if not candidate.is_relative_to(root) or not candidate.is_file():
+        return None
+    return candidate
 
 
 def setup_routes(app: web.Application, web_dir: Path) -> None:
@@ -14,13 +25,14 @@ def setup_routes(app: web.Application, web_dir: Path) -> None:
     auth.setup(app)
     chats.setup(app)
     internal.setup(app)
-    index = web_dir / "index.html"
 
-    async def index_page(request: web.Request) -> web.StreamResponse:
-        if not index.exists():
-            raise web.HTTPNotFound(reason="web client not installed")
-        return web.FileResponse(index)
+    async def static(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["path"]
+        if name.startswith(("api/", "internal/")):
+            raise not_found("route")
+        path = await asyncio.to_thread(_static_file, web_dir, name)
+        if path is None:
+            raise not_found("file")
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
-    app.router.add_get("/", index_page)
-    if web_dir.is_dir():
-        app.router.add_static("/", web_dir, show_index=False, follow_symlinks=False)
+    app.router.add_get("/{path:.*}", static)

