@@ -7,6 +7,8 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from app.config import Settings
+from app.llm.base import Provider
+from app.llm.registry import ProviderRegistry
 from app.services import Services
 from storage.mongo import Mongo
 
@@ -15,3 +17,5 @@ SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 MONGO: web.AppKey[Mongo] = web.AppKey("mongo", Mongo)
 REDIS: web.AppKey[Redis | None] = web.AppKey("redis")
 SIO: web.AppKey[socketio.AsyncServer] = web.AppKey("sio")
+REGISTRY: web.AppKey[ProviderRegistry] = web.AppKey("registry", ProviderRegistry)
+EXTRA_PROVIDERS: web.AppKey[dict[str, Provider]] = web.AppKey("extra_providers")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import socketio
@@ -13,12 +14,17 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from app import __version__
+from app.assistant.engine import AssistantEngine
 from app.auth import AuthService
 from app.config import Settings
 from app.events import Emitter
 from app.health import HealthService
 from app.ids import new_id
-from app.keys import MONGO, REDIS, SERVICES, SETTINGS, SIO
+from app.keys import EXTRA_PROVIDERS, MONGO, REDIS, REGISTRY, SERVICES, SETTINGS, SIO
+from app.llm.base import Provider
+from app.llm.local_server import LocalLlamaServer, LocalServerError, locate
+from app.llm.registry import build_registry
+from app.llm.tokens import load_encoder
 from app.metrics import Metrics
 from app.rooms import RoomService
 from app.services import Services
@@ -98,6 +104,50 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         await redis.aclose()
 
 
+async def llm_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The providers: the embedded llama.cpp server when enabled and installed, plus keys."""
+    settings = app[SETTINGS]
+    local: LocalLlamaServer | None = None
+    if settings.llm.local_enabled and "local" not in settings.llm.extra_openai_compatible:
+        if LocalLlamaServer.find() is None:
+            try:
+                locate()
+            except LocalServerError as exc:
+                log.warning("no local model: %s", exc)
+        else:
+            data_dir = settings.data_dir.resolve()
+            data_dir.mkdir(parents=True, exist_ok=True)
+            local = LocalLlamaServer(
+                data_dir,
+                context_window=settings.llm.local_context_window,
+                start_timeout_seconds=settings.llm.local_start_timeout_seconds,
+            )
+            try:
+                await local.start()
+            except LocalServerError as exc:
+                raise StartupError(f"the local llama.cpp server did not start: {exc}") from exc
+    # Loading the tokenizer takes ~0.5 s of CPU: do it once, off the loop.
+    await asyncio.to_thread(load_encoder)
+    registry = build_registry(
+        settings.llm,
+        local.base_url if local is not None else None,
+        app[EXTRA_PROVIDERS],
+        local_api_key=local.api_key if local is not None else None,
+    )
+    if registry.default_model() is None:
+        log.warning(
+            "no LLM provider is configured: the assistant cannot answer. Run `make install` "
+            "for the local model, or set OPENAI_API_KEY (or another provider key)."
+        )
+    app[REGISTRY] = registry
+    try:
+        yield
+    finally:
+        await registry.close()
+        if local is not None:
+            await local.stop()
+
+
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     """Build the services, register the namespaces; shut Socket.IO down first on exit."""
     settings = app[SETTINGS]
@@ -123,10 +173,17 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     presence: PresenceStore = RedisPresence(redis) if redis is not None else MemoryPresence()
     emitter = Emitter(SocketTransport(sio))
     users = UserStore(mongo)
+    room_store, message_store = RoomStore(mongo), MessageStore(mongo)
     rooms = RoomService(
-        settings.limits, RoomStore(mongo), MessageStore(mongo), users, presence, limiter,
+        settings.limits, room_store, message_store, users, presence, limiter,
         emitter, MongoInviteBook(mongo),
     )
+    engine = AssistantEngine(
+        settings.assistant, settings.llm, settings.limits, app[REGISTRY], room_store,
+        message_store, emitter, metrics,
+    )
+    rooms.hooks = engine
+    engine.start()
     auth = AuthService(
         settings.auth, users, RefreshTokenStore(mongo), issuer, limiter,
         on_signup=[rooms.accept_invites],
@@ -144,7 +201,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
 
     app[SERVICES] = Services(
         settings=settings, node_id=node_id, metrics=metrics, mongo=mongo, issuer=issuer,
-        auth=auth, rooms=rooms, health=health,
+        auth=auth, rooms=rooms, health=health, engine=engine, registry=app[REGISTRY],
     )
     connections.start()
     log.info("parlour %s ready (node %s)", __version__, node_id)
@@ -152,6 +209,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await connections.stop()
+        await engine.close()
         await sio.shutdown()
         await presence.close()
 
@@ -165,13 +223,19 @@ async def _ping_redis(redis: Redis) -> str:
     return "pong"
 
 
-def create_app(settings: Settings) -> web.Application:
-    """Build the aiohttp application; resources open in cleanup_ctx when it starts."""
+def create_app(
+    settings: Settings, *, providers: Mapping[str, Provider] | None = None
+) -> web.Application:
+    """Build the aiohttp application; resources open in cleanup_ctx when it starts.
+
+    `providers` adds LLM providers by name (tests inject a scripted one).
+    """
     middlewares = [error_middleware]
     if settings.server.cors_origins:
         middlewares.insert(0, cors_middleware(settings.server.cors_origins))
     app = web.Application(middlewares=middlewares, client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
+    app[EXTRA_PROVIDERS] = dict(providers or {})
     manager = (
         socketio.AsyncRedisManager(settings.redis.url, channel="parlour")
         if settings.redis.url else None
@@ -188,6 +252,6 @@ def create_app(settings: Settings) -> web.Application:
     )
     sio.attach(app)
     app[SIO] = sio
-    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, services_ctx])
+    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, llm_ctx, services_ctx])
     setup_routes(app, WEB_DIR)
     return app

@@ -11,6 +11,7 @@ from app.errors import (
     FORBIDDEN,
     PAYLOAD_TOO_LARGE,
     RATE_LIMITED,
+    UNAVAILABLE,
     AppError,
     invalid,
     not_found,
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 class RoomHooks(Protocol):
     """What the assistant engine adds to rooms (a no-op until one is attached)."""
 
+    async def before_user_message(self, room: Room, principal: Principal, content: str) -> None:
+        """Refuse a message (raise) before it is stored, e.g. when no reply could run."""
+
     async def on_user_message(self, room: Room, message: Message) -> None:
         """A user message was stored and broadcast."""
 
@@ -43,8 +47,17 @@ class RoomHooks(Protocol):
     async def on_room_deleted(self, room_id: str) -> None:
         """Cascade a deleted room to other stores (files, vectors)."""
 
+    async def stop(self, principal: Principal, room: Room, message_id: str | None) -> str:
+        """Stop the reply in progress; the stopped message id."""
+
+    async def regenerate(self, principal: Principal, room: Room, message_id: str) -> None:
+        """Answer a user message again."""
+
 
 class NoHooks:
+    async def before_user_message(self, room: Room, principal: Principal, content: str) -> None:
+        return None
+
     async def on_user_message(self, room: Room, message: Message) -> None:
         return None
 
@@ -56,6 +69,12 @@ class NoHooks:
 
     async def on_room_deleted(self, room_id: str) -> None:
         return None
+
+    async def stop(self, principal: Principal, room: Room, message_id: str | None) -> str:
+        raise not_found("reply in progress")
+
+    async def regenerate(self, principal: Principal, room: Room, message_id: str) -> None:
+        raise AppError(UNAVAILABLE, "no assistant is configured")
 
 
 def author_of(principal: Principal) -> Author:
@@ -305,6 +324,7 @@ class RoomService:
             existing = await self._messages.by_client_msg_id(req.room_id, req.client_msg_id)
             if existing is not None:
                 return existing
+        await self.hooks.before_user_message(room, principal, req.content)
         if not await self._limiter.hit(
             f"msg:{principal.user_id}", self._limits.messages_per_minute, 60
         ):
@@ -331,6 +351,18 @@ class RoomService:
             await self.emitter.message_received(message)
             await self.hooks.on_user_message(room, message)
         return message
+
+    async def stop_generation(
+        self, principal: Principal, room_id: str, message_id: str | None
+    ) -> str:
+        """Stop the assistant's reply in a room."""
+        room = await self.load(principal, room_id)
+        return await self.hooks.stop(principal, room, message_id)
+
+    async def regenerate(self, principal: Principal, room_id: str, message_id: str) -> None:
+        """A new assistant reply to the same user message."""
+        room = await self.load(principal, room_id, write=True)
+        await self.hooks.regenerate(principal, room, message_id)
 
     async def list_messages(
         self,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.assistant.engine import AssistantEngine
 from app.auth import AuthService
 from app.config import Settings
 from app.health import HealthService
+from app.llm.registry import ProviderRegistry
 from app.metrics import Metrics
 from app.rooms import RoomService
 from app.tokens import TokenIssuer
@@ -23,3 +25,5 @@ class Services:
     auth: AuthService
     rooms: RoomService
     health: HealthService
+    engine: AssistantEngine
+    registry: ProviderRegistry

@@ -10,9 +10,11 @@ from app.schemas import (
     CreateRoom,
     Invite,
     JoinRoom,
+    Regenerate,
     RemoveMember,
     RoomRef,
     SendMessage,
+    StopGeneration,
     Typing,
     UpdateRoom,
     parse,
@@ -35,6 +37,8 @@ class RealtimeNamespace(BaseNamespace):
             "update_room": self._update_room,
             "invite": self._invite,
             "remove_member": self._remove_member,
+            "stop_generation": self._stop_generation,
+            "regenerate": self._regenerate,
         }.items():
             self.handle(event, handler)
 
@@ -82,6 +86,16 @@ class RealtimeNamespace(BaseNamespace):
         req = parse(RemoveMember, payload)
         room = await self._rooms.remove_member(who, req.room_id, req.user_id)
         return {"room": room.model_dump(mode="json")}
+
+    async def _stop_generation(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
+        req = parse(StopGeneration, payload)
+        message_id = await self._rooms.stop_generation(who, req.room_id, req.message_id)
+        return {"message_id": message_id}
+
+    async def _regenerate(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
+        req = parse(Regenerate, payload)
+        await self._rooms.regenerate(who, req.room_id, req.message_id)
+        return {}
 
     async def disconnected(self, sid: str, principal: Principal, rooms: set[str]) -> None:
         for room_id in rooms:

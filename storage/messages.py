@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -104,10 +105,17 @@ class MessageStore:
         docs = await cursor.to_list()
         return [message_from_doc(d) for d in reversed(docs)]
 
-    async def streaming(self) -> list[Message]:
-        """Replies left `streaming` (by a crash, when called at startup)."""
-        docs = await self._messages.find({"status": "streaming"}).to_list()
-        return [message_from_doc(d) for d in docs]
+    async def fail_interrupted(self, stale_before: datetime) -> int:
+        """Replies still `streaming` with no checkpoint since `stale_before` become `error`.
+
+        Their node died (a live reply checkpoints every few seconds); the text is kept.
+        """
+        res = await self._messages.update_many(
+            {"status": "streaming", "checkpoint_at": {"$lt": stale_before}},
+            {"$set": {"status": "error", "finish_reason": "error",
+                      "error": {"code": "internal", "message": "interrupted by a restart"}}},
+        )
+        return res.modified_count
 
     async def delete_room(self, room_id: str) -> int:
         """Delete every message of a room."""

@@ -1,0 +1,1 @@
+"""The assistant: context building, streamed replies in rooms, usage."""
