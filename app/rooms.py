@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from app.config import LimitsSettings
@@ -105,6 +106,8 @@ class RoomService:
         self.emitter = emitter
         self._invites = invites
         self.hooks: RoomHooks = NoHooks()
+        # Called with the room id before a room is deleted (files, blobs, vectors go with it).
+        self.on_delete: list[Callable[[str], Awaitable[None]]] = []
 
     # -- access ---------------------------------------------------------------------------
 
@@ -197,6 +200,8 @@ class RoomService:
         """Delete a room and everything in it (owner only)."""
         await self.load(principal, room_id, owner=True)
         await self.hooks.on_room_deleted(room_id)
+        for cascade in self.on_delete:
+            await cascade(room_id)
         await self._messages.delete_room(room_id)
         await self._rooms.delete(room_id)
         await self._invites.forget_room(room_id)
