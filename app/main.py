@@ -14,6 +14,7 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from app import __version__
+from app.assistant.ask import AskService
 from app.assistant.engine import AssistantEngine
 from app.auth import AuthService
 from app.config import Settings
@@ -29,6 +30,7 @@ from app.metrics import Metrics
 from app.rooms import RoomService
 from app.services import Services
 from app.tokens import TokenIssuer, load_or_create_secret
+from app.usage import UsageService
 from handlers.common import cors_middleware, error_middleware
 from handlers.routes import setup_routes
 from namespaces.base import BaseNamespace
@@ -202,6 +204,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SERVICES] = Services(
         settings=settings, node_id=node_id, metrics=metrics, mongo=mongo, issuer=issuer,
         auth=auth, rooms=rooms, health=health, engine=engine, registry=app[REGISTRY],
+        ask=AskService(rooms, engine), usage=UsageService(mongo, rooms),
     )
     connections.start()
     log.info("parlour %s ready (node %s)", __version__, node_id)

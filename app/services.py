@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.assistant.ask import AskService
 from app.assistant.engine import AssistantEngine
 from app.auth import AuthService
 from app.config import Settings
@@ -12,6 +13,7 @@ from app.llm.registry import ProviderRegistry
 from app.metrics import Metrics
 from app.rooms import RoomService
 from app.tokens import TokenIssuer
+from app.usage import UsageService
 from storage.mongo import Mongo
 
 
@@ -27,3 +29,5 @@ class Services:
     health: HealthService
     engine: AssistantEngine
     registry: ProviderRegistry
+    ask: AskService
+    usage: UsageService

@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from app.errors import not_found
-from handlers import auth, chats, internal
+from handlers import ai, auth, chats, internal, ws
 
 
 def _static_file(web_dir: Path, name: str) -> Path | None:
@@ -25,6 +25,8 @@ def setup_routes(app: web.Application, web_dir: Path) -> None:
     auth.setup(app)
     chats.setup(app)
     internal.setup(app)
+    ai.setup(app)
+    ws.setup(app)
 
     async def static(request: web.Request) -> web.StreamResponse:
         name = request.match_info["path"]

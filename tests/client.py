@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from app.config import Settings
 from app.keys import SERVICES
+from app.llm.base import Provider
 from app.main import create_app
 from app.services import Services
 from tests.servers import free_port
@@ -92,10 +94,12 @@ class Parlour:
         await self.runner.cleanup()
 
 
-async def start_parlour(settings: Settings) -> Parlour:
-    """Start the app on a free port."""
+async def start_parlour(
+    settings: Settings, providers: Mapping[str, Provider] | None = None
+) -> Parlour:
+    """Start the app on a free port (with extra LLM providers, e.g. a scripted one)."""
     port = free_port()
-    runner = web.AppRunner(create_app(settings), shutdown_timeout=1.0)
+    runner = web.AppRunner(create_app(settings, providers=providers), shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return Parlour(runner, port)

@@ -47,6 +47,7 @@ def make_settings(mongo_uri: str, tmp_path: Path) -> Any:
             "mongo__database": database,
             "auth__jwt_secret": "test-secret-0123456789abcdef-0123456789",
             "server__log_format": "text",
+            "llm__local_enabled": False,
         }
         values.update(overrides)
         return load_settings(None, **values)

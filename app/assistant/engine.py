@@ -245,6 +245,7 @@ class AssistantEngine:
         await self._emitter.assistant_started(
             room.room_id, stored.message_id, job.reply_to.message_id, model_id
         )
+        self.listeners.started(room.room_id, stored.message_id, job.reply_to.message_id)
         await self._stream(active, provider.stream_chat(
             prompt, model_name, ChatParams(max_tokens=max_out)
         ), prompt, sources)

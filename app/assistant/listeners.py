@@ -16,7 +16,7 @@ MAX_PENDING = 1024
 
 @dataclass(frozen=True)
 class ReplyEvent:
-    kind: Literal["delta", "done"]
+    kind: Literal["started", "delta", "done"]
     message_id: str
     delta: str = ""
     message: Message | None = None
@@ -65,6 +65,10 @@ class ReplyListeners:
                 subs.discard(sub)
                 if not subs:
                     del self._rooms[room_id]
+
+    def started(self, room_id: str, message_id: str, reply_to: str) -> None:
+        for sub in self._rooms.get(room_id, ()):
+            sub.put(ReplyEvent("started", message_id, delta=reply_to))
 
     def delta(self, room_id: str, message_id: str, delta: str) -> None:
         for sub in self._rooms.get(room_id, ()):

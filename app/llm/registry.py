@@ -37,12 +37,14 @@ class ProviderRegistry:
         *,
         default_model: str | None = None,
         local_embedded: bool = False,
+        borrowed: frozenset[str] = frozenset(),
     ) -> None:
         self._providers = dict(providers)
         self._unavailable = {k: v for k, v in unavailable.items() if k not in self._providers}
         self.models = catalog
         self._default_model = default_model
         self._local_embedded = local_embedded
+        self._borrowed = borrowed  # injected by the caller, who closes them
 
     def available_providers(self) -> list[str]:
         """Names of the providers that can be called."""
@@ -101,6 +103,8 @@ class ProviderRegistry:
     async def close(self) -> None:
         """Close every provider; a failure to close one is logged, not raised."""
         for name, provider in self._providers.items():
+            if name in self._borrowed:
+                continue
             try:
                 await provider.close()
             except Exception:
@@ -171,4 +175,5 @@ def build_registry(
         catalog or ModelCatalog(),
         default_model=settings.default_model,
         local_embedded=embedded,
+        borrowed=frozenset(extra or {}),
     )

@@ -1,0 +1,224 @@
+"""AI routes: model catalog, usage, OpenAI-shaped chat, /run, session ids."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Any, Literal
+
+import orjson
+from aiohttp import BodyPartReader, web
+from pydantic import Field
+
+from app.errors import AppError, error_from_exception, invalid
+from app.ids import new_id
+from app.llm.base import ChatMessage, ChatParams, StreamEnd, TokenUsage
+from app.schemas import Payload, parse
+from handlers.common import body, json_response, principal, query, services
+
+
+class ModelPage(Payload):
+    page: int = Field(1, ge=1)
+    page_size: int = Field(50, ge=1, le=200)
+
+
+class Turn(Payload):
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=200_000)
+
+
+class ChatCompletion(Payload):
+    messages: list[Turn] = Field(min_length=1, max_length=500)
+    model: str = Field(min_length=3)
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1, le=32_768)
+    stream: bool = False
+
+
+class Run(Payload):
+    text: str = Field(min_length=1)
+    model: str | None = None
+    chat_id: str | None = None
+
+
+async def sse_response(request: web.Request) -> web.StreamResponse:
+    """A prepared text/event-stream response."""
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    })
+    await response.prepare(request)
+    return response
+
+
+async def sse_send(response: web.StreamResponse, data: Any, event: str | None = None) -> None:
+    """One server-sent event."""
+    head = f"event: {event}\n".encode() if event else b""
+    payload = data if isinstance(data, bytes) else orjson.dumps(data)
+    await response.write(head + b"data: " + payload + b"\n\n")
+
+
+def _openai_usage(usage: TokenUsage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }
+
+
+async def list_models(request: web.Request) -> web.Response:
+    q = query(request, ModelPage)
+    principal(request)
+    models, total = services(request).registry.catalog(q.page, q.page_size)
+    return json_response(
+        {"models": models, "page": q.page, "page_size": q.page_size, "total": total}
+    )
+
+
+async def message_usage(request: web.Request) -> web.Response:
+    data = await services(request).usage.message_usage(
+        principal(request), request.match_info["message_id"]
+    )
+    return json_response(data)
+
+
+async def chat_usage(request: web.Request) -> web.Response:
+    data = await services(request).usage.chat_usage(
+        principal(request), request.match_info["chat_id"]
+    )
+    return json_response(data)
+
+
+async def session_id(request: web.Request) -> web.Response:
+    room_id = await services(request).ask.new_session(principal(request), "WebSocket session")
+    return json_response({"session_id": room_id})
+
+
+async def aisuite_chat(request: web.Request) -> web.StreamResponse:
+    """OpenAI-shaped chat completion through any configured provider (SSE when streaming)."""
+    principal(request)
+    req = await body(request, ChatCompletion)
+    messages = [ChatMessage(role=t.role, content=t.content) for t in req.messages]
+    params = ChatParams(temperature=req.temperature, max_tokens=req.max_tokens)
+    model_id, events = await services(request).ask.complete(req.model, messages, params)
+    ident, created = f"chatcmpl-{new_id()[:24]}", int(time.time())
+    head = {"id": ident, "created": created, "model": model_id}
+    if not req.stream:
+        parts: list[str] = []
+        end: StreamEnd | None = None
+        async for event in events:
+            if isinstance(event, StreamEnd):
+                end = event
+            else:
+                parts.append(event.text)
+        usage = end.usage if end else TokenUsage(0, 0)
+        return json_response({
+            **head, "object": "chat.completion",
+            "choices": [{"index": 0, "finish_reason": end.finish_reason if end else "stop",
+                         "message": {"role": "assistant", "content": "".join(parts)}}],
+            "usage": _openai_usage(usage),
+        })
+    response = await sse_response(request)
+    chunk = {**head, "object": "chat.completion.chunk"}
+    try:
+        async for event in events:
+            if isinstance(event, StreamEnd):
+                await sse_send(response, {**chunk, "usage": _openai_usage(event.usage), "choices": [
+                    {"index": 0, "delta": {}, "finish_reason": event.finish_reason}]})
+            else:
+                await sse_send(response, {**chunk, "choices": [
+                    {"index": 0, "delta": {"content": event.text}, "finish_reason": None}]})
+    except Exception as exc:
+        await sse_send(response, {"error": error_from_exception(exc).as_dict()}, event="error")
+    await sse_send(response, b"[DONE]")
+    return response
+
+
+async def _run_request(request: web.Request) -> Run:
+    if request.content_type == "application/x-www-form-urlencoded":
+        form = await request.post()
+        return parse(Run, {k: str(v) for k, v in form.items()})
+    if request.content_type.startswith("multipart/"):
+        fields: dict[str, str] = {}
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                continue
+            if part.filename:
+                raise invalid(f"{part.name}: attachments are not supported by /run yet")
+            fields[part.name] = (await part.read(decode=True)).decode(errors="replace")
+        return parse(Run, fields)
+    return await body(request, Run)
+
+
+async def run(request: web.Request) -> web.StreamResponse:
+    """Ask once: in a chat (stored, answered by the room's assistant) or stateless."""
+    who = principal(request)
+    req = await _run_request(request)
+    ask = services(request).ask
+    stream = "text/event-stream" in request.headers.get("Accept", "")
+    if req.chat_id is None:
+        model_id, events = await ask.complete(
+            req.model, [ChatMessage(role="user", content=req.text)], ChatParams()
+        )
+        return await _answer(request, stream, _stateless(services(request), model_id, events))
+    return await _answer(
+        request, stream, _in_room(ask.ask(who, req.chat_id, req.text, model=req.model))
+    )
+
+
+async def _stateless(svc: Any, model_id: str, events: Any) -> AsyncIterator[dict[str, Any]]:
+    async for event in events:
+        if isinstance(event, StreamEnd):
+            cost = svc.registry.cost_usd(model_id, event.usage)
+            yield {"done": True, "usage": {**asdict(event.usage), "cost_usd": cost},
+                   "sources": [], "model": model_id}
+        else:
+            yield {"delta": event.text}
+
+
+async def _in_room(events: Any) -> AsyncIterator[dict[str, Any]]:
+    async for _, event in events:
+        if event.kind == "delta":
+            yield {"delta": event.delta}
+        elif event.kind == "done":
+            if event.error is not None:
+                raise event.error
+            message = event.message.model_dump(mode="json")
+            yield {"done": True, "usage": message["usage"], "sources": message["sources"] or [],
+                   "model": message["model"], "message_id": message["message_id"],
+                   "answer": message["content"]}
+
+
+async def _answer(
+    request: web.Request, stream: bool, events: AsyncIterator[dict[str, Any]]
+) -> web.StreamResponse:
+    if not stream:
+        parts: list[str] = []
+        async for item in events:
+            if "delta" in item:
+                parts.append(item["delta"])
+            else:
+                item.pop("done")
+                item.setdefault("answer", "".join(parts))
+                return json_response(item)
+        raise AppError("provider_error", "the reply ended without a result")
+    response = await sse_response(request)
+    try:
+        async for item in events:
+            await sse_send(response, item, event="done" if "done" in item else "delta")
+    except Exception as exc:
+        await sse_send(response, {"error": error_from_exception(exc).as_dict()}, event="error")
+    return response
+
+
+def setup(app: web.Application) -> None:
+    """Register the AI routes."""
+    app.router.add_get("/api/v1/model", list_models)
+    app.router.add_get("/api/v1/messages/{message_id}/usage", message_usage)
+    app.router.add_get("/api/v1/chat/{chat_id}/usage", chat_usage)
+    app.router.add_get("/api/v1/session_id", session_id)
+    app.router.add_post("/api/v1/aisuite/chat", aisuite_chat)
+    app.router.add_post("/api/v1/run", run)

@@ -1,0 +1,66 @@
+"""A deterministic LLM provider for tests: fixed deltas, delays and failures, by model name.
+
+Models: `<name>:fixed` yields `deltas`; `<name>:echo` repeats the last user turn word by
+word; `<name>:fail` yields `fail_after` deltas then raises provider_error. Every call's
+prompt is recorded in `prompts` so tests can assert what the model was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from app.errors import PROVIDER_ERROR, AppError
+from app.llm.base import ChatMessage, ChatParams, StreamEnd, StreamEvent, TextDelta, TokenUsage
+
+DEFAULT_DELTAS = [f"word{i} " for i in range(12)]
+
+
+class ScriptedProvider:
+    """Implements app.llm.base.Provider without a network."""
+
+    def __init__(
+        self,
+        name: str = "scripted",
+        deltas: Sequence[str] = DEFAULT_DELTAS,
+        delay: float = 0.0,
+        fail_after: int = 3,
+        cached_tokens: int = 0,
+    ) -> None:
+        self.name = name
+        self.deltas = list(deltas)
+        self.delay = delay
+        self.fail_after = fail_after
+        self.cached_tokens = cached_tokens
+        self.prompts: list[list[ChatMessage]] = []
+        self.started = asyncio.Event()
+
+    @property
+    def available(self) -> bool:
+        return True
+
+    def _script(self, messages: Sequence[ChatMessage], model: str) -> list[str]:
+        if model == "echo":
+            last = next((m.content for m in reversed(messages) if m.role == "user"), "")
+            return [w + " " for w in last.split()]
+        return list(self.deltas)
+
+    async def stream_chat(
+        self, messages: Sequence[ChatMessage], model: str, params: ChatParams
+    ) -> AsyncIterator[StreamEvent]:
+        self.prompts.append(list(messages))
+        self.started.set()
+        script = self._script(messages, model)
+        if params.max_tokens is not None:
+            script = script[: params.max_tokens]
+        for i, delta in enumerate(script):
+            if model == "fail" and i == self.fail_after:
+                raise AppError(PROVIDER_ERROR, f"{self.name}: upstream returned 502")
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            yield TextDelta(delta)
+        prompt_tokens = sum(len(m.content) for m in messages) // 4 + 1
+        yield StreamEnd(TokenUsage(prompt_tokens, len(script), self.cached_tokens), "stop")
+
+    async def close(self) -> None:
+        return None
