@@ -1,0 +1,337 @@
+"""The browser client end to end: Playwright driving Debian's chromium against a real Parlour.
+
+Never `playwright install`: the browser is the system's /usr/bin/chromium (apt package
+`chromium`). Each test starts its own Parlour (scripted provider) and opens one browser
+context per user, so cookies and localStorage are separate like two people's browsers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.client import Parlour, start_parlour
+from tests.scripted_provider import ScriptedProvider
+
+CHROMIUM = os.environ.get("PARLOUR_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+PASSWORD = "correct horse 1"
+
+# The answer of the scripted model, one word per delta: long enough to watch it grow.
+ANSWER = (
+    "Pack layers for cold mornings, a rain shell, sturdy boots, a headlamp, water, "
+    "snacks, sunscreen, a paper map and a small first aid kit. Tell someone your route "
+    "before you leave the trailhead."
+)
+ANSWER_WORDS = ANSWER.split()
+
+# Watches the first assistant element not in `known` and records its text length every
+# 20 ms while it streams, then its final status and text: window.__watch.
+WATCH_JS = """(known) => {
+  const w = window.__watch = { lengths: [], done: false, status: null, text: null, id: null };
+  const tick = () => {
+    const el = [...document.querySelectorAll('#message-list li[data-role="assistant"]')]
+      .find((e) => !known.includes(e.dataset.messageId));
+    if (el) {
+      w.id = el.dataset.messageId;
+      const text = el.querySelector('.msg-body').textContent.trim();
+      if (el.dataset.status !== 'streaming') {
+        w.status = el.dataset.status; w.text = text; w.done = true; return;
+      }
+      if (w.lengths[w.lengths.length - 1] !== text.length) w.lengths.push(text.length);
+    }
+    setTimeout(tick, 20);
+  };
+  tick();
+}"""
+
+
+# Outside CI a machine without chromium skips these; CI (.ci/run installs it) must run them.
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+    reason=f"no chromium at {CHROMIUM} (apt-get install chromium)",
+)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Debian chromium for the module."""
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+def scripted() -> ScriptedProvider:
+    return ScriptedProvider(deltas=[w + " " for w in ANSWER_WORDS], delay=0.05)
+
+
+@pytest.fixture
+async def server(make_settings: Any, scripted: ScriptedProvider) -> AsyncIterator[Parlour]:
+    settings = make_settings(llm__default_model="scripted:fixed")
+    server = await start_parlour(settings, providers={"scripted": scripted})
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def new_page(browser: Browser) -> AsyncIterator[Any]:
+    """new_page(): a page in a fresh browser context (one per user); all closed after."""
+    contexts = []
+    errors: list[str] = []
+
+    async def make() -> Page:
+        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        contexts.append(context)
+        page = await context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        return page
+
+    yield make
+    for context in contexts:
+        await context.close()
+    assert errors == [], f"uncaught errors in the page: {errors}"
+
+
+_users = iter(range(1_000_000))
+
+
+async def sign_up(page: Page, server: Parlour, name: str) -> str:
+    """Sign up through the auth screen; returns the email."""
+    email = f"{name.lower()}.{next(_users)}@example.com"
+    await page.goto(server.url + "/")
+    await page.get_by_label("Email", exact=True).fill(email)
+    await page.get_by_label("Password", exact=True).fill(PASSWORD)
+    await page.get_by_label("Name", exact=True).fill(name)
+    await page.get_by_role("button", name="Sign up").click()
+    await expect(page.locator("#me-name")).to_have_text(name)
+    await expect(page.locator("#conn-status")).to_have_text("")  # socket connected
+    return email
+
+
+async def create_room(page: Page, title: str) -> str:
+    """Press "New room", name it; returns the room id (from the address)."""
+    await page.get_by_role("button", name="New room").click()
+    await expect(page.locator("#room-pane")).to_be_visible()
+    title_input = page.get_by_label("Room title")
+    await title_input.fill(title)
+    await title_input.press("Enter")
+    await expect(page.locator("#room-list a[aria-current='page']")).to_contain_text(title)
+    room_id = page.url.split("#/room/", 1)[1]
+    assert room_id
+    return room_id
+
+
+async def send(page: Page, text: str) -> None:
+    await page.get_by_label("Message", exact=True).fill(text)
+    await page.get_by_role("button", name="Send").click()
+
+
+async def known_ids(page: Page) -> list[str]:
+    ids: list[str] = await page.locator("#message-list li[data-message-id]").evaluate_all(
+        "(els) => els.map((e) => e.dataset.messageId)"
+    )
+    return ids
+
+
+async def watched(page: Page) -> dict[str, Any]:
+    await page.wait_for_function("window.__watch && window.__watch.done", timeout=15_000)
+    result: dict[str, Any] = await page.evaluate("window.__watch")
+    return result
+
+
+def assistant(page: Page, status: str | None = None) -> Any:
+    sel = '#message-list li[data-role="assistant"]'
+    return page.locator(sel + (f'[data-status="{status}"]' if status else ""))
+
+
+# ---- tests ---------------------------------------------------------------------------
+
+
+async def test_two_users_chat_with_a_streamed_answer(
+    server: Parlour, new_page: Any, scripted: ScriptedProvider
+) -> None:
+    alice, bob = await new_page(), await new_page()
+    await sign_up(alice, server, "Alice")
+    bob_email = await sign_up(bob, server, "Bob")
+
+    room_id = await create_room(alice, "Weekend hike")
+    await alice.get_by_role("button", name="Invite").click()
+    await alice.get_by_label("Email to invite").fill(bob_email)
+    await alice.get_by_role("button", name="Add to room").click()
+    await expect(alice.locator("#invite-form")).to_be_hidden()
+    await expect(alice.locator("#room-info")).to_contain_text("2 members")
+
+    # Bob is told, sees the room in his list, opens it.
+    link = bob.locator(f'#room-list a[data-room-id="{room_id}"]')
+    await expect(link).to_contain_text("Weekend hike")
+    await link.click()
+    await expect(bob.locator("#room-title")).to_have_text("Weekend hike")
+    await expect(bob.locator("#room-info")).to_contain_text("owner Alice")
+
+    # Both see each other online.
+    await expect(alice.locator("#online-list")).to_contain_text("Bob")
+    await expect(alice.locator("#online-list")).to_contain_text("Alice (you)")
+    await expect(bob.locator("#online-list")).to_contain_text("Alice")
+    await expect(bob.locator("#online-list")).to_contain_text("Bob (you)")
+
+    # Without a mention the assistant stays quiet in a shared room.
+    await send(bob, "Hi Alice, ready for Saturday?")
+    await expect(alice.locator('#message-list li[data-role="user"]')).to_have_text(
+        [re.compile("ready for Saturday")]
+    )
+
+    # A question for the assistant streams to both pages.
+    for page in (alice, bob):
+        await page.evaluate(WATCH_JS, await known_ids(page))
+    question = "@assistant what should we pack for a weekend in the mountains?"
+    await send(alice, question)
+    seen = [await watched(alice), await watched(bob)]
+    for watch in seen:
+        assert watch["status"] == "complete", watch
+        assert watch["text"] == ANSWER
+        intermediate = [n for n in watch["lengths"] if 0 < n < len(ANSWER)]
+        assert len(set(intermediate)) >= 2, f"the reply did not visibly grow: {watch['lengths']}"
+        assert watch["lengths"] == sorted(watch["lengths"])
+    assert seen[0]["id"] == seen[1]["id"]
+
+    for page in (alice, bob):
+        messages = page.locator("#message-list li[data-seq]")
+        await expect(messages).to_have_count(3)
+        await expect(messages.nth(1)).to_contain_text(question)
+        done = assistant(page, "complete")
+        await expect(done).to_have_count(1)
+        await expect(done.locator(".msg-author")).to_have_text("Assistant (scripted:fixed)")
+        await expect(done.locator(".msg-usage")).to_contain_text("out")
+        seqs = [int(s) for s in await messages.evaluate_all("(els) => els.map((e) => e.dataset.seq)")]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    await expect(alice.get_by_role("button", name="Stop")).to_be_disabled()
+
+    for page in (alice, bob):  # the invitation toasts, out of the picture
+        for button in await page.locator("#toasts").get_by_role("button", name="Dismiss").all():
+            await button.click()
+        await expect(page.locator("#toasts .toast")).to_have_count(0)
+    ARTIFACTS.mkdir(exist_ok=True)
+    await alice.screenshot(path=str(ARTIFACTS / "room.png"))
+    await bob.screenshot(path=str(ARTIFACTS / "room-bob.png"))
+
+
+async def test_stop_ends_a_reply_early(
+    server: Parlour, new_page: Any, scripted: ScriptedProvider
+) -> None:
+    scripted.deltas = [f"w{i} " for i in range(400)]  # 20 s of answer unless stopped
+    page = await new_page()
+    await sign_up(page, server, "Carol")
+    await create_room(page, "Long answers")
+    await send(page, "@assistant tell me everything")
+
+    streaming = assistant(page, "streaming")
+    await expect(streaming).to_have_count(1)
+    await expect(streaming.locator(".msg-state")).to_have_text("Writing…")
+    await expect(streaming.locator(".msg-body")).to_contain_text("w2")
+    stop = page.get_by_role("button", name="Stop")
+    await expect(stop).to_be_enabled()
+    await stop.click()
+
+    stopped = assistant(page, "cancelled")
+    await expect(stopped).to_have_count(1, timeout=5_000)
+    await expect(stopped.locator(".msg-state")).to_have_text("Stopped")
+    await expect(stopped).to_have_attribute("data-seq", "2")
+    await expect(stop).to_be_disabled()
+    text = (await stopped.locator(".msg-body").text_content() or "").strip()
+    assert text.startswith("w0 w1 w2") and len(text.split()) < 100
+    await expect(assistant(page, "streaming")).to_have_count(0)
+
+    # The partial reply is what the server kept (REST, with the page's cookies).
+    room_id = page.url.split("#/room/", 1)[1]
+    resp = await page.context.request.get(f"{server.url}/api/v1/chat/{room_id}/messages")
+    assert resp.ok, await resp.text()
+    stored = (await resp.json())["messages"]
+    assert [(m["role"], m["status"]) for m in stored] == [("user", "complete"), ("assistant", "cancelled")]
+    assert stored[1]["content"].strip() == text
+
+
+async def test_reload_restores_the_room_and_its_history(
+    server: Parlour, new_page: Any, scripted: ScriptedProvider
+) -> None:
+    scripted.deltas = ["Hello ", "from ", "the ", "assistant."]
+    page = await new_page()
+    await sign_up(page, server, "Dave")
+    room_id = await create_room(page, "Remember me")
+    await send(page, "@assistant say hello")
+    await expect(assistant(page, "complete")).to_have_text(re.compile("Hello from the assistant"))
+    await send(page, "thanks!")  # alone in the room: the assistant answers everything
+    await expect(assistant(page, "complete")).to_have_count(2)
+    await expect(page.locator("#message-list li[data-seq]")).to_have_count(4)
+
+    await page.reload()
+    # The refresh cookie logs the reload back in; the address reopens the room.
+    await expect(page.locator("#me-name")).to_have_text("Dave")
+    assert page.url.endswith(f"#/room/{room_id}")
+    await expect(page.get_by_label("Room title")).to_have_value("Remember me")
+    messages = page.locator("#message-list li[data-seq]")
+    await expect(messages).to_have_count(4)
+    await expect(messages.nth(0)).to_have_attribute("data-role", "user")
+    await expect(messages.nth(0)).to_contain_text("@assistant say hello")
+    await expect(messages.nth(2)).to_contain_text("thanks!")
+    for i in (1, 3):
+        await expect(messages.nth(i)).to_have_attribute("data-role", "assistant")
+        await expect(messages.nth(i)).to_have_attribute("data-status", "complete")
+        await expect(messages.nth(i).locator(".msg-body")).to_have_text("Hello from the assistant.")
+    seqs = await messages.evaluate_all("(els) => els.map((e) => Number(e.dataset.seq))")
+    assert seqs == [1, 2, 3, 4]
+
+    # Still live after the reload: a new question streams in.
+    await send(page, "@assistant again")
+    await expect(assistant(page, "complete")).to_have_count(3)
+
+
+async def test_html_in_messages_renders_as_text(
+    server: Parlour, new_page: Any, scripted: ScriptedProvider
+) -> None:
+    hostile = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> <b>bold?</b>'
+    scripted.deltas = ["<script>window.__pwned = 3</script>", " <b>not bold</b> ",
+                       '<img src=x onerror="window.__pwned = 4">']
+    alice, bob = await new_page(), await new_page()
+    await sign_up(alice, server, "Erin")
+    bob_email = await sign_up(bob, server, "Frank")
+    room_id = await create_room(alice, "<script>alert(1)</script>")
+    await alice.get_by_role("button", name="Invite").click()
+    await alice.get_by_label("Email to invite").fill(bob_email)
+    await alice.get_by_role("button", name="Add to room").click()
+    link = bob.locator(f'#room-list a[data-room-id="{room_id}"]')
+    await expect(link).to_contain_text("<script>alert(1)</script>")
+    await link.click()
+
+    await send(bob, hostile)
+    await send(alice, "@assistant " + hostile)
+    for page in (alice, bob):
+        users = page.locator('#message-list li[data-role="user"] .msg-body')
+        await expect(users).to_have_count(2)
+        await expect(users.nth(0)).to_have_text(hostile)
+        done = assistant(page, "complete")
+        await expect(done).to_have_count(1)
+        await expect(done.locator(".msg-body")).to_contain_text("<script>window.__pwned = 3</script>")
+        await expect(done.locator(".msg-body")).to_contain_text("<b>not bold</b>")
+        counts = await page.evaluate("""() => {
+          const list = document.getElementById('message-list');
+          return [list.querySelectorAll('script, img, b').length,
+                  document.querySelectorAll('#room-list script').length];
+        }""")
+        assert counts == [0, 0]
+        assert await page.evaluate("window.__pwned") is None
+
