@@ -46,7 +46,7 @@ class RedisSettings(_Section):
 class AuthSettings(_Section):
     jwt_secret: SecretStr | None = None
     jwt_secret_file: Path | None = None
-    access_ttl_seconds: int = Field(900, ge=5)
+    access_ttl_seconds: int = Field(900, ge=1)
     refresh_ttl_seconds: int = Field(14 * 24 * 3600, ge=60)
     cookie_secure: bool = False
     allowed_emails: list[str] = []
@@ -65,6 +65,9 @@ class LimitsSettings(_Section):
     max_concurrent_replies: int = Field(2, ge=1)
     max_members: int = Field(100, ge=1)
     replay_max_messages: int = Field(1000, ge=1)
+    max_files_per_upload: int = Field(20, ge=1)
+    max_index_mb: float = Field(20, gt=0)
+    max_chunks_per_document: int = Field(5000, ge=1)
 
 
 class BlobSettings(_Section):
@@ -82,6 +85,9 @@ class VectorSettings(_Section):
     pinecone_host: str | None = None
     pinecone_index: str = "parlour"
     top_k: int = Field(5, ge=1, le=50)
+    min_score: float = Field(0.2, ge=-1, le=1)
+    recall_top_k: int = Field(3, ge=0, le=20)
+    recall_skip_recent: int = Field(20, ge=0)
 
 
 class EmbeddingSettings(_Section):
@@ -90,6 +96,10 @@ class EmbeddingSettings(_Section):
     base_url: str | None = None
     batch_size: int = Field(32, ge=1)
     dimensions: int = Field(384, ge=1)
+    chunk_tokens: int = Field(200, ge=16)
+    chunk_overlap: int = Field(30, ge=0)
+    ingest_workers: int = Field(2, ge=1, le=16)
+    ingest_lease_seconds: float = Field(60.0, ge=5)
 
 
 class LLMSettings(_Section):

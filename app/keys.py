@@ -9,8 +9,11 @@ from redis.asyncio import Redis
 from app.config import Settings
 from app.llm.base import Provider
 from app.llm.registry import ProviderRegistry
+from app.rag.embeddings import Embedder
 from app.services import Services
+from storage.blobs import BlobStore
 from storage.mongo import Mongo
+from storage.vectors import VectorStore
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
@@ -19,3 +22,7 @@ REDIS: web.AppKey[Redis | None] = web.AppKey("redis")
 SIO: web.AppKey[socketio.AsyncServer] = web.AppKey("sio")
 REGISTRY: web.AppKey[ProviderRegistry] = web.AppKey("registry", ProviderRegistry)
 EXTRA_PROVIDERS: web.AppKey[dict[str, Provider]] = web.AppKey("extra_providers")
+# Retrieval backends, opened in rag_ctx.
+BLOBS: web.AppKey[BlobStore] = web.AppKey("blobs")
+VECTORS: web.AppKey[VectorStore] = web.AppKey("vectors")
+EMBEDDER: web.AppKey[Embedder] = web.AppKey("embedder")

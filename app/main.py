@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from pathlib import Path
 
 import socketio
@@ -17,16 +18,31 @@ from app import __version__
 from app.assistant.ask import AskService
 from app.assistant.engine import AssistantEngine
 from app.auth import AuthService
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.events import Emitter
+from app.files import FileService
 from app.health import HealthService
 from app.ids import new_id
-from app.keys import EXTRA_PROVIDERS, MONGO, REDIS, REGISTRY, SERVICES, SETTINGS, SIO
+from app.keys import (
+    BLOBS,
+    EMBEDDER,
+    EXTRA_PROVIDERS,
+    MONGO,
+    REDIS,
+    REGISTRY,
+    SERVICES,
+    SETTINGS,
+    SIO,
+    VECTORS,
+)
 from app.llm.base import Provider
 from app.llm.local_server import LocalLlamaServer, LocalServerError, locate
 from app.llm.registry import build_registry
 from app.llm.tokens import load_encoder
 from app.metrics import Metrics
+from app.rag.embeddings import build_embedder
+from app.rag.ingest import Ingestor
+from app.rag.retrieval import RagRetriever, RecallIndexer
 from app.rooms import RoomService
 from app.services import Services
 from app.tokens import TokenIssuer, load_or_create_secret
@@ -36,15 +52,27 @@ from handlers.routes import setup_routes
 from namespaces.base import BaseNamespace
 from namespaces.connections import ConnectionRegistry
 from namespaces.realtime import RealtimeNamespace
-from namespaces.server import DEFAULT, REALTIME, OrjsonModule, ParlourServer, SocketTransport
+from namespaces.server import (
+    DEFAULT,
+    REALTIME,
+    OrjsonModule,
+    ParlourServer,
+    SocketTransport,
+    close_client_manager,
+)
+from storage.blobs import build_blob_store
+from storage.control import ControlBus, LocalControlBus, RedisControlBus
 from storage.embedded_mongo import EmbeddedMongo
+from storage.files import FileStore
 from storage.invites import MongoInviteBook
 from storage.messages import MessageStore
 from storage.mongo import Mongo, MongoUnavailable
 from storage.presence import MemoryPresence, PresenceStore, RedisPresence
 from storage.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from storage.rooms import RoomStore
+from storage.streams import MemoryStreamLog, RedisStreamLog, StreamLog
 from storage.users import RefreshTokenStore, UserStore
+from storage.vectors import build_vector_store
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +178,24 @@ async def llm_ctx(app: web.Application) -> AsyncIterator[None]:
             await local.stop()
 
 
+async def rag_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The blob store, the embedder and the vector store (files, documents, retrieval)."""
+    settings = app[SETTINGS]
+    data_dir = settings.data_dir.resolve()
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            embedder = build_embedder(settings.embeddings)
+            stack.push_async_callback(embedder.close)
+            blobs = await build_blob_store(settings.blobs, data_dir)
+            stack.push_async_callback(blobs.close)
+            vectors = build_vector_store(settings.vectors, data_dir, embedder.dimensions)
+            stack.push_async_callback(vectors.close)
+        except ConfigError as exc:
+            raise StartupError(f"files and retrieval: {exc}") from exc
+        app[BLOBS], app[VECTORS], app[EMBEDDER] = blobs, vectors, embedder
+        yield
+
+
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     """Build the services, register the namespaces; shut Socket.IO down first on exit."""
     settings = app[SETTINGS]
@@ -173,7 +219,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
 
     limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
     presence: PresenceStore = RedisPresence(redis) if redis is not None else MemoryPresence()
-    emitter = Emitter(SocketTransport(sio))
+    streams: StreamLog = RedisStreamLog(redis) if redis is not None else MemoryStreamLog()
+    control: ControlBus = RedisControlBus(redis) if redis is not None else LocalControlBus()
+    emitter = Emitter(SocketTransport(sio, control))
     users = UserStore(mongo)
     room_store, message_store = RoomStore(mongo), MessageStore(mongo)
     rooms = RoomService(
@@ -182,7 +230,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     engine = AssistantEngine(
         settings.assistant, settings.llm, settings.limits, app[REGISTRY], room_store,
-        message_store, emitter, metrics,
+        message_store, emitter, metrics, streams, control, node_id,
     )
     rooms.hooks = engine
     engine.start()
@@ -194,6 +242,22 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     health.register("mongo", lambda: _ping_mongo(mongo))
     if redis is not None:
         health.register("redis", lambda: _ping_redis(redis))
+    # Files, documents and retrieval.
+    blobs, vectors, embedder = app[BLOBS], app[VECTORS], app[EMBEDDER]
+    file_store = FileStore(mongo)
+    ingestor = Ingestor(
+        settings.embeddings, settings.limits, file_store, blobs, vectors, embedder, emitter,
+        metrics, node_id, single_node=redis is None,
+    )
+    files = FileService(settings.limits, file_store, blobs, vectors, rooms, metrics, ingestor.wake)
+    recall = RecallIndexer(mongo, message_store, vectors, embedder)
+    engine.retriever = RagRetriever(settings.vectors, file_store, vectors, embedder, recall)
+    rooms.on_delete += [files.on_room_deleted, recall.forget]
+    rooms.files_of_room = files.files_of_chat
+    health.register("blobs", lambda: _ping(blobs.ping()))
+    health.register("vectors", lambda: _ping(vectors.ping()))
+    await ingestor.start()
+    recall.start()
 
     connections = ConnectionRegistry(sio, emitter, settings.server.max_socket_queue)
     realtime = RealtimeNamespace(REALTIME, issuer, connections, emitter, metrics)
@@ -204,8 +268,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SERVICES] = Services(
         settings=settings, node_id=node_id, metrics=metrics, mongo=mongo, issuer=issuer,
         auth=auth, rooms=rooms, health=health, engine=engine, registry=app[REGISTRY],
-        ask=AskService(rooms, engine), usage=UsageService(mongo, rooms),
+        ask=AskService(rooms, engine), usage=UsageService(mongo, rooms), files=files,
     )
+    await control.start()
     connections.start()
     log.info("parlour %s ready (node %s)", __version__, node_id)
     try:
@@ -213,12 +278,20 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await connections.stop()
         await engine.close()
-        await sio.shutdown()
+        await recall.close()
+        await ingestor.close()
+        await control.close()
+        await close_client_manager(sio)
         await presence.close()
 
 
 async def _ping_mongo(mongo: Mongo) -> str:
     return f"ping {await mongo.ping():.1f} ms"
+
+
+async def _ping(check: Awaitable[None]) -> str:
+    await check
+    return "ok"
 
 
 async def _ping_redis(redis: Redis) -> str:
@@ -255,6 +328,13 @@ def create_app(
     )
     sio.attach(app)
     app[SIO] = sio
-    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, llm_ctx, services_ctx])
+
+    async def close_sockets(app: web.Application) -> None:
+        # on_shutdown runs before aiohttp waits for open handlers: closing the sockets
+        # here lets their websocket handlers end instead of running out the timeout.
+        await sio.shutdown()
+
+    app.on_shutdown.append(close_sockets)
+    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, llm_ctx, rag_ctx, services_ctx])
     setup_routes(app, WEB_DIR)
     return app

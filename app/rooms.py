@@ -78,6 +78,10 @@ class NoHooks:
         raise AppError(UNAVAILABLE, "no assistant is configured")
 
 
+async def _no_files(room_id: str, file_ids: list[str]) -> bool:
+    return not file_ids
+
+
 def author_of(principal: Principal) -> Author:
     """The author record of a caller."""
     return Author(user_id=principal.user_id, name=principal.name)
@@ -108,6 +112,8 @@ class RoomService:
         self.hooks: RoomHooks = NoHooks()
         # Called with the room id before a room is deleted (files, blobs, vectors go with it).
         self.on_delete: list[Callable[[str], Awaitable[None]]] = []
+        # Whether every id is a file of the room (set by the file service).
+        self.files_of_room: Callable[[str, list[str]], Awaitable[bool]] = _no_files
 
     # -- access ---------------------------------------------------------------------------
 
@@ -325,6 +331,8 @@ class RoomService:
         if not req.content.strip() and not req.file_ids:
             raise invalid("content: must not be empty")
         room = await self.load(principal, req.room_id, write=True)
+        if req.file_ids and not await self.files_of_room(req.room_id, req.file_ids):
+            raise not_found("file")
         if req.client_msg_id is not None:
             existing = await self._messages.by_client_msg_id(req.room_id, req.client_msg_id)
             if existing is not None:

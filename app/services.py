@@ -8,6 +8,7 @@ from app.assistant.ask import AskService
 from app.assistant.engine import AssistantEngine
 from app.auth import AuthService
 from app.config import Settings
+from app.files import FileService
 from app.health import HealthService
 from app.llm.registry import ProviderRegistry
 from app.metrics import Metrics
@@ -31,3 +32,4 @@ class Services:
     registry: ProviderRegistry
     ask: AskService
     usage: UsageService
+    files: FileService | None = None

@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from app.errors import not_found
-from handlers import ai, auth, chats, internal, ws
+from handlers import ai, auth, chats, documents, files, internal, openapi, ws
 
 
 def _static_file(web_dir: Path, name: str) -> Path | None:
@@ -27,6 +27,9 @@ def setup_routes(app: web.Application, web_dir: Path) -> None:
     internal.setup(app)
     ai.setup(app)
     ws.setup(app)
+    files.setup(app)
+    documents.setup(app)
+    openapi.setup(app)
 
     async def static(request: web.Request) -> web.StreamResponse:
         name = request.match_info["path"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 from typing import Any
 
@@ -9,6 +11,7 @@ import orjson
 import socketio
 
 from app.events import user_channel
+from storage.control import ControlBus
 
 REALTIME = "/assistant/realtime"
 DEFAULT = "/"
@@ -47,8 +50,10 @@ class ParlourServer(socketio.AsyncServer):  # type: ignore[misc]
 class SocketTransport:
     """The services' Transport, on top of the Socket.IO server and its client manager."""
 
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(self, sio: socketio.AsyncServer, control: ControlBus) -> None:
         self._sio = sio
+        self._control = control
+        control.subscribe(self._on_command)
 
     async def emit(
         self,
@@ -70,6 +75,33 @@ class SocketTransport:
         await self._sio.leave_room(sid, channel, namespace=REALTIME)
 
     async def leave_user_sockets(self, user_id: str, channel: str) -> None:
+        # The manager only sees this node's sockets: every node applies the command.
+        await self._control.publish({"type": "leave", "user_id": user_id, "channel": channel})
+
+    async def _on_command(self, command: dict[str, Any]) -> None:
+        if command.get("type") != "leave":
+            return
         manager = self._sio.manager
-        for sid, _ in list(manager.get_participants(REALTIME, user_channel(user_id))):
-            await self._sio.leave_room(sid, channel, namespace=REALTIME)
+        user_room = user_channel(str(command["user_id"]))
+        for sid, _ in list(manager.get_participants(REALTIME, user_room)):
+            await self._sio.leave_room(sid, str(command["channel"]), namespace=REALTIME)
+
+
+async def close_client_manager(sio: socketio.AsyncServer) -> None:
+    """Stop the Redis manager's listener and close its connections.
+
+    python-socketio's shutdown() stops Engine.IO only; its pub/sub task and Redis
+    clients would otherwise outlive the app.
+    """
+    manager = sio.manager
+    if not isinstance(manager, socketio.AsyncRedisManager):
+        return
+    thread = getattr(manager, "thread", None)
+    if isinstance(thread, asyncio.Task):
+        thread.cancel()
+        await asyncio.gather(thread, return_exceptions=True)
+    for name in ("pubsub", "redis"):
+        client = getattr(manager, name, None)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.aclose()

@@ -72,6 +72,12 @@ class Mongo:
         await self.messages.create_index("status")
         await self.refresh_tokens.create_index("family_id")
         await self.invites.create_index([("email", ASCENDING), ("room_id", ASCENDING)], unique=True)
+        files = self.collection("files")  # storage/files.py
+        await files.create_index([("chat_id", ASCENDING), ("created_at", DESCENDING)])
+        await files.create_index(
+            [("owner_id", ASCENDING), ("scope", ASCENDING), ("created_at", DESCENDING)]
+        )
+        await files.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
 
     async def ping(self) -> float:
         """Round-trip time of a ping in milliseconds."""

@@ -32,8 +32,10 @@ from app.llm.registry import ProviderRegistry
 from app.llm.tokens import count_messages, count_tokens
 from app.metrics import Metrics
 from app.models import Message, Principal, Room, Source, Usage, utcnow
+from storage.control import ControlBus
 from storage.messages import MessageStore
 from storage.rooms import RoomStore
+from storage.streams import StreamLog
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,9 @@ class AssistantEngine:
         messages: MessageStore,
         emitter: Emitter,
         metrics: Metrics,
+        streams: StreamLog,
+        control: ControlBus,
+        node_id: str,
     ) -> None:
         self._settings = settings
         self._llm = llm
@@ -86,11 +91,16 @@ class AssistantEngine:
         self._messages = messages
         self._emitter = emitter
         self._metrics = metrics
+        self._streams = streams
+        self._control = control
+        self._node_id = node_id
+        control.subscribe(self._on_command)
         self.retriever = Retriever()
         self.listeners = ReplyListeners()
         self._active: dict[str, ActiveReply] = {}
         self._queues: dict[str, deque[ReplyJob]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._pending: dict[str, int] = {}
         self._per_user: dict[str, int] = {}
         self._tokens = TokenCache()
         self._closing = False
@@ -113,6 +123,11 @@ class AssistantEngine:
                 log.exception("reply sweep failed")
             await asyncio.sleep(30)
 
+    @property
+    def max_output_tokens(self) -> int:
+        """The reply length cap (assistant.max_output_tokens)."""
+        return self._settings.max_output_tokens
+
     # -- RoomHooks ------------------------------------------------------------------------
 
     async def validate_model(self, model: str) -> None:
@@ -123,8 +138,9 @@ class AssistantEngine:
         """Refuse, before anything is stored, a message whose reply could not be queued."""
         if not wants_reply_text(room, content):
             return
-        queued = len(self._queues.get(room.room_id, ())) + (room.room_id in self._active)
-        if queued > self._settings.max_queued_replies_per_room:
+        # Queued plus the one being prepared or streamed.
+        pending = self._pending.get(room.room_id, 0)
+        if pending > self._settings.max_queued_replies_per_room:
             raise AppError(CONFLICT, "the assistant is busy in this room; try again shortly")
         if self._per_user.get(principal.user_id, 0) >= self._limits.max_concurrent_replies:
             raise AppError(RATE_LIMITED, "too many replies in progress for you; wait for one")
@@ -135,10 +151,17 @@ class AssistantEngine:
 
     async def active_stream(self, room_id: str) -> dict[str, Any] | None:
         active = self._active.get(room_id)
-        return active.snapshot() if active is not None else None
+        if active is not None:
+            return active.snapshot()
+        entry = await self._streams.get(room_id)  # a reply running on another node
+        if entry is None:
+            return None
+        return {"message_id": entry["message_id"], "seq": entry["seq"],
+                "content": entry["content"]}
 
     async def on_room_deleted(self, room_id: str) -> None:
-        self._queues.pop(room_id, None)
+        for job in self._queues.pop(room_id, ()):
+            self._release(job.requested_by)
         active = self._active.get(room_id)
         if active is not None and active.task is not None:
             active.stop_requested = True
@@ -151,13 +174,23 @@ class AssistantEngine:
         member = room.member(principal.user_id)
         if member is None or member.role == "viewer":
             raise AppError(FORBIDDEN, "only members can stop the assistant")
-        active = self._active.get(room.room_id)
-        if active is None or (message_id is not None and active.message_id != message_id):
+        entry = await self.active_stream(room.room_id)
+        if entry is None or (message_id is not None and entry["message_id"] != message_id):
             raise not_found("reply in progress")
-        active.stop_requested = True
-        if active.task is not None:
-            active.task.cancel()
-        return active.message_id
+        # Every node hears it; the one running the reply cancels it.
+        await self._control.publish(
+            {"type": "stop", "room_id": room.room_id, "message_id": entry["message_id"]}
+        )
+        return str(entry["message_id"])
+
+    async def _on_command(self, command: dict[str, Any]) -> None:
+        if command.get("type") != "stop":
+            return
+        active = self._active.get(str(command.get("room_id")))
+        if active is not None and active.message_id == command.get("message_id"):
+            active.stop_requested = True
+            if active.task is not None:
+                active.task.cancel()
 
     async def regenerate(self, principal: Principal, room: Room, message_id: str) -> None:
         """Queue a new reply to the same user message (the old reply stays)."""
@@ -178,6 +211,7 @@ class AssistantEngine:
         if self._closing:
             return
         self._queues.setdefault(job.room_id, deque()).append(job)
+        self._pending[job.room_id] = self._pending.get(job.room_id, 0) + 1
         self._per_user[job.requested_by] = self._per_user.get(job.requested_by, 0) + 1
         if job.room_id not in self._workers:
             task = asyncio.create_task(self._drain(job.room_id), name=f"replies-{job.room_id}")
@@ -195,10 +229,12 @@ class AssistantEngine:
                     log.exception("reply in room %s failed", room_id)
                 finally:
                     self._release(job.requested_by)
+                    self._pending[room_id] = self._pending.get(room_id, 1) - 1
         finally:
             self._workers.pop(room_id, None)
             if not self._queues.get(room_id):
                 self._queues.pop(room_id, None)
+                self._pending.pop(room_id, None)
 
     def _release(self, user_id: str) -> None:
         left = self._per_user.get(user_id, 1) - 1
@@ -242,6 +278,7 @@ class AssistantEngine:
                              model_id, job.requested_by, stored.seq)
         active.task = asyncio.current_task()
         self._active[room.room_id] = active
+        await self._streams.start(room.room_id, stored.message_id, self._node_id)
         await self._emitter.assistant_started(
             room.room_id, stored.message_id, job.reply_to.message_id, model_id
         )
@@ -256,6 +293,8 @@ class AssistantEngine:
         room_id, message_id = active.room_id, active.message_id
 
         async def send(seq: int, delta: str) -> None:
+            # Logged before it is broadcast, so a snapshot never misses a sent delta.
+            await self._streams.append(room_id, message_id, seq, delta)
             await self._emitter.assistant_delta(room_id, message_id, seq, delta)
             self.listeners.delta(room_id, message_id, delta)
 
@@ -284,6 +323,7 @@ class AssistantEngine:
         finally:
             await coalescer.close()
             self._active.pop(room_id, None)
+            await asyncio.shield(self._streams.finish(room_id, message_id))
         await self._finish(active, prompt, sources, end, error, cancelled)
         if cancelled and not active.stop_requested:
             raise asyncio.CancelledError

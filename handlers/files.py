@@ -1,0 +1,102 @@
+"""`/api/v1/chat/{chat_id}/upload` and `/files`: a room's files over REST."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from app.errors import UNAVAILABLE, AppError, invalid
+from app.files import FileService, UploadPart, file_json
+from handlers.common import json_response, principal, services
+
+READ_CHUNK = 256 * 1024
+
+
+def file_service(request: web.Request) -> FileService:
+    """The app's file service (absent only if retrieval failed to start)."""
+    files = services(request).files
+    if files is None:
+        raise AppError(UNAVAILABLE, "file storage is not configured")
+    return files
+
+
+async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(READ_CHUNK):
+        yield chunk
+
+
+async def upload_parts(request: web.Request) -> AsyncIterator[UploadPart]:
+    """The `files` parts of a multipart body, each streamed as it arrives."""
+    if not request.content_type.startswith("multipart/"):
+        raise invalid("body: expected multipart/form-data with one or more `files` parts")
+    reader = await request.multipart()
+    while True:
+        try:
+            part = await reader.next()
+        except (HttpProcessingError, ValueError) as exc:
+            raise invalid(f"files: malformed multipart body ({type(exc).__name__})") from exc
+        if part is None:
+            return
+        if not isinstance(part, BodyPartReader):
+            raise invalid("files: nested multipart bodies are not supported")
+        if part.name != "files":
+            await part.release()
+            continue
+        yield UploadPart(part.filename, part.headers.get(hdrs.CONTENT_TYPE), _chunks(part))
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with the name in RFC 5987 form (any characters survive)."""
+    return f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+async def upload(request: web.Request) -> web.Response:
+    records = await file_service(request).upload_to_chat(
+        principal(request), request.match_info["chat_id"], upload_parts(request)
+    )
+    return json_response({"files": [file_json(r) for r in records]}, status=201)
+
+
+async def list_files(request: web.Request) -> web.Response:
+    records = await file_service(request).list_chat(
+        principal(request), request.match_info["chat_id"]
+    )
+    return json_response({"files": [file_json(r) for r in records]})
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    record, blob = await file_service(request).open_chat_file(
+        principal(request), request.match_info["chat_id"], request.match_info["file_id"]
+    )
+    try:
+        response = web.StreamResponse(headers={
+            hdrs.CONTENT_TYPE: record.content_type,
+            hdrs.CONTENT_DISPOSITION: content_disposition(record.filename),
+            "X-Content-Type-Options": "nosniff",
+        })
+        response.content_length = blob.length
+        await response.prepare(request)
+        async for chunk in blob.chunks:
+            await response.write(chunk)
+        await response.write_eof()
+    finally:
+        await blob.aclose()
+    return response
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    await file_service(request).delete_chat_file(
+        principal(request), request.match_info["chat_id"], request.match_info["file_id"]
+    )
+    return web.Response(status=204)
+
+
+def setup(app: web.Application) -> None:
+    """Register the chat file routes."""
+    app.router.add_post("/api/v1/chat/{chat_id}/upload", upload)
+    app.router.add_get("/api/v1/chat/{chat_id}/files", list_files)
+    app.router.add_get("/api/v1/chat/{chat_id}/files/{file_id}", download)
+    app.router.add_delete("/api/v1/chat/{chat_id}/files/{file_id}", delete_file)
