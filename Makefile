@@ -34,6 +34,9 @@ install-test: $(VENV)/.installed-test
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server with apt"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium with apt"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 run: install
 	$(BIN)/parlour serve --host $(HOST) --port $(PORT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from app.errors import not_found
@@ -10,6 +11,19 @@ from app.rooms import RoomService
 from storage.mongo import Mongo
 
 _SUMS = ("input_tokens", "output_tokens", "cached_tokens", "cost_usd")
+SAMPLE_LIMIT = 10_000  # replies read back for latency percentiles
+
+
+def _stats(values: list[float]) -> dict[str, float | None]:
+    """mean, p50 and p95 of a sample (None when empty)."""
+    if not values:
+        return {"mean": None, "p50": None, "p95": None}
+    ordered = sorted(values)
+
+    def pick(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+    return {"mean": round(statistics.fmean(ordered), 1), "p50": pick(0.5), "p95": pick(0.95)}
 
 
 class UsageService:
@@ -45,3 +59,41 @@ class UsageService:
                   for r in rows]
         total: dict[str, Any] = {k: sum(m[k] for m in models) for k in ("replies", *_SUMS)}
         return {"chat_id": room_id, "models": models, "total": total}
+
+    async def metrics(
+        self, principal: Principal, room_id: str | None = None
+    ) -> dict[str, Any]:
+        """Questions, answers, latency and time to first token, tokens and cost.
+
+        The caller's own, or everyone's for an admin; one chat's when `room_id` is given.
+        """
+        scope: dict[str, Any] = {}
+        if room_id is not None:
+            await self._rooms.load(principal, room_id)
+            scope["room_id"] = room_id
+        mine = not principal.is_admin
+        questions_q = {**scope, "role": "user"}
+        answers_q: dict[str, Any] = {**scope, "role": "assistant", "usage": {"$ne": None}}
+        if mine:
+            questions_q["author.user_id"] = principal.user_id
+            answers_q["requested_by"] = principal.user_id
+        questions = await self._messages.count_documents(questions_q)
+        docs = await self._messages.find(
+            answers_q, projection={"usage": 1, "metrics": 1, "status": 1}
+        ).sort("created_at", -1).limit(SAMPLE_LIMIT).to_list()
+        latency = [d["metrics"]["latency_ms"] for d in docs
+                   if d.get("metrics", {}).get("latency_ms") is not None]
+        ttft = [d["metrics"]["ttft_ms"] for d in docs
+                if d.get("metrics", {}).get("ttft_ms") is not None]
+        totals = {k: sum((d.get("usage") or {}).get(k, 0) for d in docs) for k in _SUMS}
+        by_status: dict[str, int] = {}
+        for d in docs:
+            status = d.get("status", "complete")
+            by_status[status] = by_status.get(status, 0) + 1
+        return {
+            "scope": "all" if not mine else "user", "chat_id": room_id,
+            "questions": questions, "answers": len(docs), "answers_by_status": by_status,
+            "latency_ms": _stats(latency), "time_to_first_token_ms": _stats(ttft),
+            "tokens": {k: totals[k] for k in _SUMS if k != "cost_usd"},
+            "cost_usd": round(totals["cost_usd"], 6),
+        }

@@ -15,7 +15,7 @@ from app.errors import AppError, error_from_exception, invalid
 from app.ids import new_id
 from app.llm.base import ChatMessage, ChatParams, StreamEnd, TokenUsage
 from app.schemas import Payload, parse
-from handlers.common import body, json_response, principal, query, services
+from handlers.common import body, form, json_response, principal, query, services
 
 
 class ModelPage(Payload):
@@ -39,7 +39,7 @@ class ChatCompletion(Payload):
 class Run(Payload):
     text: str = Field(min_length=1)
     model: str | None = None
-    chat_id: str | None = None
+    chat_id: str | None = Field(None, min_length=1, max_length=128)
 
 
 async def sse_response(request: web.Request) -> web.StreamResponse:
@@ -91,6 +91,15 @@ async def chat_usage(request: web.Request) -> web.Response:
     return json_response(data)
 
 
+async def user_metrics(request: web.Request) -> web.Response:
+    return json_response(await services(request).usage.metrics(principal(request)))
+
+
+async def chat_metrics(request: web.Request) -> web.Response:
+    data = await services(request).usage.metrics(principal(request), request.match_info["chat_id"])
+    return json_response(data)
+
+
 async def session_id(request: web.Request) -> web.Response:
     room_id = await services(request).ask.new_session(principal(request), "WebSocket session")
     return json_response({"session_id": room_id})
@@ -138,11 +147,13 @@ async def aisuite_chat(request: web.Request) -> web.StreamResponse:
 
 async def _run_request(request: web.Request) -> Run:
     if request.content_type == "application/x-www-form-urlencoded":
-        form = await request.post()
-        return parse(Run, {k: str(v) for k, v in form.items()})
+        return parse(Run, await form(request))
     if request.content_type.startswith("multipart/"):
         fields: dict[str, str] = {}
-        reader = await request.multipart()
+        try:
+            reader = await request.multipart()
+        except (ValueError, AssertionError, KeyError) as exc:
+            raise invalid("body: malformed multipart data") from exc
         async for part in reader:
             if not isinstance(part, BodyPartReader) or part.name is None:
                 continue
@@ -220,5 +231,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/messages/{message_id}/usage", message_usage)
     app.router.add_get("/api/v1/chat/{chat_id}/usage", chat_usage)
     app.router.add_get("/api/v1/session_id", session_id)
+    app.router.add_get("/api/v1/metrics", user_metrics)
+    app.router.add_get("/api/v1/metrics/sessions/{chat_id}", chat_metrics)
     app.router.add_post("/api/v1/aisuite/chat", aisuite_chat)
     app.router.add_post("/api/v1/run", run)

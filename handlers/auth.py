@@ -8,7 +8,7 @@ from app.auth import Session
 from app.errors import UNAUTHORIZED, AppError
 from app.keys import SETTINGS
 from app.schemas import Login, RefreshRequest, Signup, parse
-from handlers.common import body, client_ip, json_response, principal, services
+from handlers.common import body, client_ip, form, json_response, principal, services
 
 REFRESH_COOKIE_PATH = "/api/v1/auth"
 
@@ -42,8 +42,8 @@ async def login(request: web.Request) -> web.Response:
 
 async def token(request: web.Request) -> web.Response:
     """OAuth2 password grant (form fields `username`, `password`)."""
-    form = await request.post()
-    req = parse(Login, {"email": form.get("username"), "password": form.get("password")})
+    fields = await form(request)
+    req = parse(Login, {"email": fields.get("username"), "password": fields.get("password")})
     session = await services(request).auth.login(req.email, req.password, client_ip(request))
     return json_response({"access_token": session.access_token, "token_type": "bearer"})
 

@@ -96,6 +96,15 @@ async def body(request: web.Request, model: type[T]) -> T:
     return parse(model, data)
 
 
+async def form(request: web.Request) -> dict[str, str]:
+    """The urlencoded or multipart form fields; a malformed body is `invalid_payload`."""
+    try:
+        data = await request.post()
+    except (ValueError, AssertionError, KeyError) as exc:
+        raise AppError(INVALID_PAYLOAD, "body: malformed form data") from exc
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
 def query(request: web.Request, model: type[T]) -> T:
     """The query string validated by `model`."""
     return parse(model, dict(request.query))

@@ -136,3 +136,25 @@ async def test_plain_websocket_session(server: Parlour) -> None:
             assert resp.status == 401
         async with fresh.get(f"{url}&token={other.token}") as resp:
             assert resp.status == 404
+
+
+async def test_user_metrics_own_and_per_chat(server: Parlour) -> None:
+    user, other = await server.signup(), await server.signup()
+    s = await server.socket(user)
+    room_id = (await s.ok("create_room", {"model": "scripted:fixed"}))["room"]["room_id"]
+    for text in ("one", "two"):
+        await s.ok("send_message", {"room_id": room_id, "content": text})
+    await s.wait("assistant_done", count=2, timeout=10)
+    status, mine = await server.request("GET", "/api/v1/metrics", user)
+    assert status == 200 and mine["scope"] == "user"
+    assert mine["questions"] == 2 and mine["answers"] == 2
+    assert mine["tokens"]["output_tokens"] == 24
+    latency = mine["latency_ms"]
+    assert latency["p50"] is not None and latency["p50"] <= latency["p95"]
+    assert mine["time_to_first_token_ms"]["mean"] is not None
+    status, theirs = await server.request("GET", "/api/v1/metrics", other)
+    assert theirs["questions"] == 0 and theirs["answers"] == 0
+    status, chat = await server.request("GET", f"/api/v1/metrics/sessions/{room_id}", user)
+    assert chat["chat_id"] == room_id and chat["answers"] == 2
+    status, _ = await server.request("GET", f"/api/v1/metrics/sessions/{room_id}", other)
+    assert status == 404

@@ -10,7 +10,7 @@ from app.errors import AppError
 from app.llm.base import ChatMessage, ChatParams, StreamEvent
 from app.models import Message, Principal
 from app.rooms import RoomService
-from app.schemas import CreateRoom, SendMessage
+from app.schemas import CreateRoom, SendMessage, parse
 
 
 class AskService:
@@ -37,10 +37,9 @@ class AskService:
         if model is not None:
             await self._engine.validate_model(model)
         with self._engine.listeners.subscribe(room_id) as sub:
-            message = await self._rooms.send_message(
-                principal,
-                SendMessage(room_id=room_id, content=content, file_ids=list(file_ids)),
-            )
+            message = await self._rooms.send_message(principal, parse(
+                SendMessage, {"room_id": room_id, "content": content, "file_ids": list(file_ids)}
+            ))
             room = await self._rooms.load(principal, room_id)
             if not wants_reply(room, message):
                 await self._engine.regenerate(principal, room, message.message_id)
@@ -65,4 +64,6 @@ class AskService:
         if model_id is None:
             raise AppError("unavailable", "no LLM provider is configured")
         provider, name = self._engine.registry.resolve(model_id)
+        if params.max_tokens is None:
+            params = ChatParams(params.temperature, self._engine.max_output_tokens)
         return model_id, provider.stream_chat(messages, name, params)
