@@ -230,7 +230,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     engine = AssistantEngine(
         settings.assistant, settings.llm, settings.limits, app[REGISTRY], room_store,
-        message_store, emitter, metrics, streams, control, node_id,
+        message_store, emitter, metrics, streams, control, node_id, limiter,
     )
     rooms.hooks = engine
     engine.start()

@@ -17,6 +17,9 @@ class RateLimiter(Protocol):
     async def count(self, key: str, window_seconds: int) -> int:
         """Hits counted for `key` in the current window."""
 
+    async def add(self, key: str, amount: int, window_seconds: int) -> int:
+        """Add `amount` to the key's count in the current window; the new count."""
+
     async def reset(self, key: str, window_seconds: int) -> None:
         """Forget a key's hits in the current window."""
 
@@ -44,6 +47,13 @@ class MemoryRateLimiter:
     async def count(self, key: str, window_seconds: int) -> int:
         start, count = self._hits.get(key, (0, 0))
         return count if start == self._window(window_seconds) else 0
+
+    async def add(self, key: str, amount: int, window_seconds: int) -> int:
+        total = await self.count(key, window_seconds) + amount
+        if len(self._hits) >= self._max_keys and key not in self._hits:
+            self._evict(window_seconds)
+        self._hits[key] = (self._window(window_seconds), total)
+        return total
 
     async def reset(self, key: str, window_seconds: int) -> None:
         self._hits.pop(key, None)
@@ -77,6 +87,14 @@ class RedisRateLimiter:
     async def count(self, key: str, window_seconds: int) -> int:
         value = await self._redis.get(self._key(key, window_seconds))
         return int(value) if value else 0
+
+    async def add(self, key: str, amount: int, window_seconds: int) -> int:
+        rkey = self._key(key, window_seconds)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incrby(rkey, amount)
+            pipe.expire(rkey, window_seconds + 1)
+            total, _ = await pipe.execute()
+        return int(total)
 
     async def reset(self, key: str, window_seconds: int) -> None:
         await self._redis.delete(self._key(key, window_seconds))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -245,18 +246,49 @@ async def test_cost_comes_from_the_price_file(make_settings: Any, llm_env: Any) 
         await server.close()
 
 
-async def test_restart_marks_interrupted_replies_error(server: Parlour) -> None:
+async def test_restart_marks_interrupted_replies_error(
+    server: Parlour, make_settings: Any
+) -> None:
     user, s, room_id = await room_with(server)
-    messages = server.services.mongo.messages
-    from datetime import UTC, datetime, timedelta
     old = datetime.now(UTC) - timedelta(minutes=5)
+    messages = server.services.mongo.messages
     await messages.insert_one({
         "_id": "crashed", "room_id": room_id, "seq": 99, "role": "assistant", "author": None,
         "content": "half an ans", "status": "streaming", "created_at": old, "checkpoint_at": old,
     })
-    assert await server.services.mongo.messages.count_documents({"status": "streaming"}) == 1
-    from storage.messages import MessageStore
-    assert await MessageStore(server.services.mongo).fail_interrupted(datetime.now(UTC)) == 1
-    doc = await messages.find_one({"_id": "crashed"})
-    assert doc is not None and doc["status"] == "error" and doc["content"] == "half an ans"
-    await asyncio.sleep(0)
+    # A node starting on the same database sweeps replies whose node is gone.
+    restarted = await start_parlour(make_settings())
+    try:
+        for _ in range(100):
+            doc = await messages.find_one({"_id": "crashed"})
+            if doc is not None and doc["status"] != "streaming":
+                break
+            await asyncio.sleep(0.05)
+        assert doc is not None and doc["status"] == "error" and doc["content"] == "half an ans"
+        status, data = await restarted.request("GET", f"/api/v1/chat/{room_id}/messages", user)
+        assert data["messages"][-1]["status"] == "error"
+    finally:
+        await restarted.close()
+
+
+async def test_daily_token_budget(make_settings: Any) -> None:
+    provider = ScriptedProvider()
+    server = await start_parlour(
+        make_settings(limits__max_tokens_per_day=20), providers={"scripted": provider}
+    )
+    try:
+        user, s, room_id = await room_with(server)
+        await s.ok("send_message", {"room_id": room_id, "content": "first"})
+        (done,) = await s.wait("assistant_done", timeout=10)
+        usage = done["message"]["usage"]
+        assert usage["input_tokens"] + usage["output_tokens"] >= 20
+        ack = await s.call("send_message", {"room_id": room_id, "content": "second"})
+        assert ack["error"]["code"] == "rate_limited" and "daily" in ack["error"]["message"]
+        # Refused before anything was stored; a message that needs no reply still goes.
+        await s.ok("update_room", {"room_id": room_id, "assistant_mode": "off"})
+        await s.ok("send_message", {"room_id": room_id, "content": "just a note"})
+        status, data = await server.request("GET", f"/api/v1/chat/{room_id}/messages", user)
+        assert [m["content"] for m in data["messages"]][-1] == "just a note"
+        assert "second" not in [m["content"] for m in data["messages"]]
+    finally:
+        await server.close()

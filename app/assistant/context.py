@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -112,18 +111,3 @@ def build_context(
             result.append(ChatMessage(role="system", content=summary))
     return result + kept
 
-
-async def build_context_async(
-    room: Room,
-    history: Sequence[Message],
-    *,
-    budget_tokens: int,
-    assistant_name: str,
-    sources_text: str = "",
-    cache: TokenCache | None = None,
-) -> list[ChatMessage]:
-    """build_context off the event loop."""
-    return await asyncio.to_thread(
-        build_context, room, history, budget_tokens=budget_tokens,
-        assistant_name=assistant_name, sources_text=sources_text, cache=cache,
-    )

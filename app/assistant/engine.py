@@ -9,9 +9,10 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
-from app.assistant.context import HISTORY_LIMIT, TokenCache, build_context_async
+from app.assistant.context import HISTORY_LIMIT, TokenCache, build_context
 from app.assistant.listeners import ReplyListeners
 from app.assistant.stream import ActiveReply, DeltaCoalescer
 from app.config import AssistantSettings, LimitsSettings, LLMSettings
@@ -34,11 +35,13 @@ from app.metrics import Metrics
 from app.models import Message, Principal, Room, Source, Usage, utcnow
 from storage.control import ControlBus
 from storage.messages import MessageStore
+from storage.ratelimit import RateLimiter
 from storage.rooms import RoomStore
 from storage.streams import StreamLog
 
 log = logging.getLogger(__name__)
 
+DAY = 86_400
 MENTION = re.compile(r"(^|\W)@assistant\b", re.IGNORECASE)
 
 
@@ -82,6 +85,7 @@ class AssistantEngine:
         streams: StreamLog,
         control: ControlBus,
         node_id: str,
+        limiter: RateLimiter,
     ) -> None:
         self._settings = settings
         self._llm = llm
@@ -94,6 +98,7 @@ class AssistantEngine:
         self._streams = streams
         self._control = control
         self._node_id = node_id
+        self._limiter = limiter
         control.subscribe(self._on_command)
         self.retriever = Retriever()
         self.listeners = ReplyListeners()
@@ -144,6 +149,9 @@ class AssistantEngine:
             raise AppError(CONFLICT, "the assistant is busy in this room; try again shortly")
         if self._per_user.get(principal.user_id, 0) >= self._limits.max_concurrent_replies:
             raise AppError(RATE_LIMITED, "too many replies in progress for you; wait for one")
+        budget = self._limits.max_tokens_per_day
+        if budget and await self._limiter.count(f"tokens:{principal.user_id}", DAY) >= budget:
+            raise AppError(RATE_LIMITED, "daily token budget used up; it resets at 00:00 UTC")
 
     async def on_user_message(self, room: Room, message: Message) -> None:
         if wants_reply(room, message) and message.author is not None:
@@ -264,10 +272,11 @@ class AssistantEngine:
         info = self.registry.model_info(model_id)
         window = info.context_window if info else self._llm.local_context_window
         max_out = self._settings.max_output_tokens
-        prompt = await build_context_async(
-            room, history, budget_tokens=max(window - max_out, 256),
+        # Token counting is CPU work: off the event loop.
+        prompt = await asyncio.to_thread(partial(
+            build_context, room, history, budget_tokens=max(window - max_out, 256),
             assistant_name=self._settings.name, sources_text=sources_text, cache=self._tokens,
-        )
+        ))
         stored, _ = await self._messages.append({
             "_id": new_id(), "room_id": room.room_id, "role": "assistant", "author": None,
             "content": "", "file_ids": [], "reply_to": job.reply_to.message_id,
@@ -362,6 +371,9 @@ class AssistantEngine:
         if final is None:  # the room was deleted meanwhile
             return
         self._record_metrics(finish, usage, ttft)
+        await self._limiter.add(
+            f"tokens:{active.requested_by}", usage.input_tokens + usage.output_tokens, DAY
+        )
         await self._emitter.assistant_done(final, finish)
         await self._emitter.message_received(final)
         self.listeners.done(final, finish, error)
