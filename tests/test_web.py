@@ -335,3 +335,67 @@ async def test_html_in_messages_renders_as_text(
         assert counts == [0, 0]
         assert await page.evaluate("window.__pwned") is None
 
+
+
+async def test_upload_shows_ingestion_progress_and_sources(
+    server: Parlour, new_page: Any, scripted: ScriptedProvider
+) -> None:
+    fact = "The vault code for Parlour is 7-4-1-9."
+    scripted.deltas = ["The ", "vault ", "code ", "is ", "7-4-1-9."]
+    page = await new_page()
+    await sign_up(page, server, "Grace")
+    room_id = await create_room(page, "Vault notes")
+
+    # Record every phase the upload list shows, to check they only move forward.
+    await page.evaluate("""() => {
+      const seen = window.__phases = [];
+      const note = () => {
+        const li = document.querySelector('#upload-list li');
+        const phase = li && li.dataset.phase;
+        if (phase && seen[seen.length - 1] !== phase) seen.push(phase);
+      };
+      new MutationObserver(note).observe(document.getElementById('upload-list'),
+        { childList: true, subtree: true, attributes: true });
+    }""")
+
+    # Upload through the page's own button and its file chooser.
+    async with page.expect_file_chooser() as chooser_info:
+        await page.get_by_role("button", name="Upload").click()
+    chooser = await chooser_info.value
+    assert chooser.is_multiple()
+    await chooser.set_files(
+        [{"name": "vault.txt", "mimeType": "text/plain", "buffer": (fact + "\n").encode()}]
+    )
+
+    uploads = page.get_by_role("list", name="Uploads")
+    await expect(uploads).to_be_visible()
+    item = uploads.get_by_role("listitem").filter(has_text="vault.txt")
+    await expect(item).to_have_count(1)
+    await expect(item).to_contain_text("Ready: the assistant can use it", timeout=15_000)
+    await expect(item.get_by_role("progressbar", name="vault.txt progress")).to_have_attribute(
+        "value", "100"
+    )
+    await expect(uploads.get_by_role("listitem")).to_have_count(1)  # no stray placeholder
+    phases = await page.evaluate("window.__phases")
+    assert phases[0] == "uploading" and phases[-1] == "ready", phases
+    assert phases == sorted(phases, key=["uploading", "processing", "ready"].index), phases
+
+    # The server kept the file, ready (REST, with the page's cookies).
+    resp = await page.context.request.get(f"{server.url}/api/v1/chat/{room_id}/files")
+    assert resp.ok, await resp.text()
+    files = (await resp.json())["files"]
+    assert [(f["filename"], f["status"], f["size"]) for f in files] == [
+        ("vault.txt", "ready", len(fact) + 1)
+    ]
+
+    # Alone in the room: the assistant answers, reading the file, and names it as a source.
+    await send(page, "What is the vault code for Parlour?")
+    done = assistant(page, "complete")
+    await expect(done).to_have_count(1, timeout=15_000)
+    await expect(done.locator(".msg-body")).to_have_text("The vault code is 7-4-1-9.")
+    assert fact in scripted.prompts[-1][0].content
+    sources = done.locator(".msg-sources")
+    await expect(sources.locator("summary")).to_have_text("Sources (1)")
+    await sources.locator("summary").click()
+    await expect(sources.get_by_text("vault.txt", exact=True)).to_be_visible()
+    await expect(sources).to_contain_text(fact)
