@@ -162,15 +162,40 @@ async def test_no_embedding_when_there_is_nothing_to_search(
 
 
 async def test_earlier_turns_are_recalled_but_are_not_sources(
+    make_settings: Any, scripted: ScriptedProvider
+) -> None:
+    # A small window, so the early turns fall out of the context and need recalling.
+    server = await start_parlour(make_settings(
+        assistant__delta_interval_ms=0, vectors__recall_skip_recent=2,
+        llm__local_context_window=512, assistant__max_output_tokens=200,
+    ), providers={"scripted": scripted})
+    try:
+        await _recall_flow(server, scripted)
+    finally:
+        await server.close()
+
+
+async def test_history_that_fits_is_not_searched(
     server: Parlour, scripted: ScriptedProvider
 ) -> None:
     user = await server.signup()
     s, room_id = await private_chat(server, user)
+    for text in ("my lock code is 5-8-2-9", "sunny today", "what is my lock code?"):
+        await ask(s, room_id, text)
+    assert "Earlier in this chat (recalled):" not in system_of(scripted)
+    prompt = "\n".join(m.content for m in scripted.prompts[-1])
+    assert "my lock code is 5-8-2-9" in prompt  # it is simply in the context
+
+
+async def _recall_flow(server: Parlour, scripted: ScriptedProvider) -> None:
+    user = await server.signup()
+    s, room_id = await private_chat(server, user)
     await ask(s, room_id, "Please remember that my bicycle lock combination is 5-8-2-9.")
     await ask(s, room_id, "What a sunny afternoon for a walk in the park.")
+    await ask(s, room_id, "Some long notes: " + "the river bends past the old mill. " * 40)
     marks = server.services.mongo.collection("recall_marks")
     deadline = time.monotonic() + 30
-    while ((await marks.find_one({"_id": room_id})) or {}).get("seq", 0) < 3:
+    while ((await marks.find_one({"_id": room_id})) or {}).get("seq", 0) < 5:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
 

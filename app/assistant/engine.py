@@ -55,8 +55,13 @@ class ReplyJob:
 class Retriever:
     """Finds sources for a question (replaced when retrieval is configured)."""
 
-    async def retrieve(self, room: Room, question: Message) -> tuple[list[Source], str]:
-        """The sources and the text to put in the context."""
+    async def retrieve(
+        self, room: Room, question: Message, *, recall: bool = True
+    ) -> tuple[list[Source], str]:
+        """The sources and the text to put in the context.
+
+        `recall`: older turns fell out of the context window, so search them too.
+        """
         return [], ""
 
 
@@ -265,16 +270,23 @@ class AssistantEngine:
             })
             return
         provider, model_name = self.registry.resolve(model_id)
-        sources, sources_text = await self.retriever.retrieve(room, job.reply_to)
         history = await self._messages.page(
             room.room_id, before_seq=job.reply_to.seq + 1, limit=HISTORY_LIMIT
         )
         info = self.registry.model_info(model_id)
         window = info.context_window if info else self._llm.local_context_window
         max_out = self._settings.max_output_tokens
+        budget = max(window - max_out, 256)
+        # Recall (an embedding call) only pays off when older turns will not fit:
+        # more history than one page, or more text than the budget (~3 chars a token).
+        overflows = (len(history) >= HISTORY_LIMIT
+                     or sum(len(m.content) for m in history) > budget * 3)
+        sources, sources_text = await self.retriever.retrieve(
+            room, job.reply_to, recall=overflows
+        )
         # Token counting is CPU work: off the event loop.
         prompt = await asyncio.to_thread(partial(
-            build_context, room, history, budget_tokens=max(window - max_out, 256),
+            build_context, room, history, budget_tokens=budget,
             assistant_name=self._settings.name, sources_text=sources_text, cache=self._tokens,
         ))
         stored, _ = await self._messages.append({

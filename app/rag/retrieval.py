@@ -131,16 +131,22 @@ class RagRetriever(Retriever):
         self.embedder = embedder
         self.recall = recall
 
-    async def retrieve(self, room: Room, question: Message) -> tuple[list[Source], str]:
+    async def retrieve(
+        self, room: Room, question: Message, *, recall: bool = True
+    ) -> tuple[list[Source], str]:
         """Sources and context text; nothing (never an error) when retrieval fails."""
         self.recall.request(room.room_id, question.seq)
         try:
-            return await asyncio.wait_for(self._retrieve(room, question), RETRIEVE_TIMEOUT)
+            return await asyncio.wait_for(
+                self._retrieve(room, question, recall), RETRIEVE_TIMEOUT
+            )
         except Exception:
             log.warning("retrieval failed in room %s", room.room_id, exc_info=True)
             return [], ""
 
-    async def _retrieve(self, room: Room, question: Message) -> tuple[list[Source], str]:
+    async def _retrieve(
+        self, room: Room, question: Message, overflow: bool
+    ) -> tuple[list[Source], str]:
         text = question.content.strip()
         asker = question.author.user_id if question.author else None
         if not text:
@@ -149,7 +155,7 @@ class RagRetriever(Retriever):
         private = (len(room.members) == 1 and room.visibility == "private"
                    and asker is not None and room.member(asker) is not None)
         recall_upto = question.seq - self._settings.recall_skip_recent
-        recall = self._settings.recall_top_k > 0 and recall_upto >= 1
+        recall = overflow and self._settings.recall_top_k > 0 and recall_upto >= 1
         has_files, has_docs = await asyncio.gather(
             self._files.any_ready(chat_id=room.room_id),
             self._files.any_ready(owner_id=asker) if private else _false(),
