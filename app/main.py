@@ -218,7 +218,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
 
     limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
-    presence: PresenceStore = RedisPresence(redis) if redis is not None else MemoryPresence()
+    presence: PresenceStore = (
+        RedisPresence(redis, node_id) if redis is not None else MemoryPresence()
+    )
     streams: StreamLog = RedisStreamLog(redis) if redis is not None else MemoryStreamLog()
     control: ControlBus = RedisControlBus(redis) if redis is not None else LocalControlBus()
     emitter = Emitter(SocketTransport(sio, control))
@@ -271,6 +273,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         ask=AskService(rooms, engine), usage=UsageService(mongo, rooms), files=files,
     )
     await control.start()
+    await presence.start()
     connections.start()
     log.info("parlour %s ready (node %s)", __version__, node_id)
     try:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from tests.client import Parlour, start_parlour
 from tests.scripted_provider import ScriptedProvider
@@ -107,6 +108,31 @@ async def test_remove_member_reaches_sockets_on_other_nodes(
     await g.wait("room_deleted")
     await o.ok("send_message", {"room_id": room_id, "content": "secret"})
     await o.wait("message_received")
-    await g.wait("user_left", timeout=2) if False else None
     contents = [m["message"]["content"] for m in g.named("message_received")]
     assert "secret" not in contents
+
+
+async def test_presence_forgets_users_of_a_node_that_died(
+    nodes: tuple[Parlour, Parlour], redis_url: str
+) -> None:
+    one, two = nodes
+    alice, bob = await one.signup(), await one.signup()
+    a = await one.socket(alice)
+    room_id = (await a.ok("create_room", {"assistant_mode": "off"}))["room"]["room_id"]
+    await a.ok("invite", {"room_id": room_id, "email": bob.email})
+    b = await two.socket(bob)
+    assert set((await b.ok("join_room", {"room_id": room_id}))["online"]) == {
+        alice.user_id, bob.user_id}
+    # Node one dies without closing its sockets: its heartbeat key lapses.
+    client = Redis.from_url(redis_url)
+    try:
+        assert await client.delete(f"parlour:node:{one.services.node_id}") == 1
+    finally:
+        await client.aclose()
+    b2 = await two.socket(bob)
+    assert (await b2.ok("join_room", {"room_id": room_id}))["online"] == [bob.user_id]
+    # Alice comes back through node two: she is announced as newly online.
+    a2 = await two.socket(alice)
+    await a2.ok("join_room", {"room_id": room_id})
+    joined = await b.wait("user_joined", where=lambda d: d["user"]["user_id"] == alice.user_id)
+    assert joined
