@@ -110,7 +110,7 @@ class AuthService:
     async def signup(self, email: str, password: str, name: str) -> Session:
         """Create an account and log it in."""
         user = await self.create_user(email, password, name)
-        return await self._session(user)
+        return await self.session_for(user)
 
     async def login(self, email: str, password: str, client_ip: str) -> Session:
         """Check a password; failures are rate limited per email and address."""
@@ -129,9 +129,10 @@ class AuthService:
         user, stored = found
         if stored is not None and self._hasher.check_needs_rehash(stored):
             await self._users.set_password_hash(user.user_id, await self._hash(password))
-        return await self._session(user)
+        return await self.session_for(user)
 
-    async def _session(self, user: User, family_id: str | None = None) -> Session:
+    async def session_for(self, user: User, family_id: str | None = None) -> Session:
+        """A new access + refresh token pair for `user` (a new family unless given)."""
         access, ttl = self.issuer.issue_access(user)
         refresh = self.issuer.issue_refresh(user.user_id, family_id)
         await self._refresh.add(
@@ -155,7 +156,7 @@ class AuthService:
         user = await self._users.by_id(record["user_id"])
         if user is None:
             raise AppError(UNAUTHORIZED, "account no longer exists")
-        return await self._session(user, record["family_id"])
+        return await self.session_for(user, record["family_id"])
 
     async def logout(self, refresh_token: str | None) -> None:
         """Revoke the refresh token's family (this device's session)."""

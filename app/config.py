@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.toml"
+GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
 
 
 class ConfigError(Exception):
@@ -121,6 +130,30 @@ class AssistantSettings(_Section):
     name: str = "Assistant"
 
 
+class OIDCProviderSettings(_Section):
+    """One OpenID Connect provider; the table name is the `{provider}` of the routes."""
+
+    # Unset for `google`: Google's discovery document.
+    discovery_url: str | None = None
+    client_id: str = Field(min_length=1)
+    # Only from the environment: PARLOUR_OIDC__<NAME>__CLIENT_SECRET (never config.toml).
+    client_secret: SecretStr | None = None
+    scopes: str = "openid email profile"
+    # Unset: built from the request (/api/v1/auth/<name>/callback on the same host).
+    redirect_uri: str | None = None
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid_scope(cls, scopes: str) -> str:
+        if "openid" not in scopes.split():
+            raise ValueError("must include openid")
+        return scopes
+
+
+# Lower-case, no "__": the name must survive the environment's PARLOUR_OIDC__<NAME>__KEY.
+OIDCProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")]
+
+
 class Settings(BaseSettings):
     """Every configurable value of Parlour."""
 
@@ -139,6 +172,22 @@ class Settings(BaseSettings):
     embeddings: EmbeddingSettings = EmbeddingSettings()
     llm: LLMSettings = LLMSettings()
     assistant: AssistantSettings = AssistantSettings()
+    oidc: dict[OIDCProviderName, OIDCProviderSettings] = {}
+
+    @field_validator("oidc")
+    @classmethod
+    def _oidc_discovery_urls(
+        cls, providers: dict[str, OIDCProviderSettings]
+    ) -> dict[str, OIDCProviderSettings]:
+        """`google` defaults to Google's discovery document; every other provider needs one."""
+        resolved = {}
+        for name, provider in providers.items():
+            if provider.discovery_url is None:
+                if name != "google":
+                    raise ValueError(f"{name}.discovery_url is required")
+                provider = provider.model_copy(update={"discovery_url": GOOGLE_DISCOVERY_URL})
+            resolved[name] = provider
+        return resolved
 
     @classmethod
     def settings_customise_sources(
@@ -169,6 +218,16 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def _refuse_file_secrets(values: dict[str, Any], file_path: Path) -> None:
+    """OIDC client secrets come only from the environment, never from the file."""
+    for name, provider in (values.get("oidc") or {}).items():
+        if isinstance(provider, dict) and "client_secret" in provider:
+            raise ConfigError(
+                f"oidc.{name}.client_secret: secrets never go in {file_path}; "
+                f"set PARLOUR_OIDC__{str(name).upper()}__CLIENT_SECRET instead"
+            )
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Read config.toml (or `path`), apply the environment, validate."""
     file_path = path or DEFAULT_CONFIG_PATH
@@ -178,6 +237,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             values = tomllib.loads(file_path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file_path}: {exc}") from exc
+        _refuse_file_secrets(values, file_path)
     elif path is not None:
         raise ConfigError(f"config file not found: {path}")
     for key, value in overrides.items():

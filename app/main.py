@@ -40,6 +40,7 @@ from app.llm.local_server import LocalLlamaServer, LocalServerError, locate
 from app.llm.registry import build_registry
 from app.llm.tokens import load_encoder
 from app.metrics import Metrics
+from app.oidc import OIDCService
 from app.rag.embeddings import build_embedder
 from app.rag.ingest import Ingestor
 from app.rag.retrieval import RagRetriever, RecallIndexer
@@ -58,6 +59,7 @@ from namespaces.server import (
     OrjsonModule,
     ParlourServer,
     SocketTransport,
+    close_all_sockets,
     close_client_manager,
 )
 from storage.blobs import build_blob_store
@@ -240,6 +242,10 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.auth, users, RefreshTokenStore(mongo), issuer, limiter,
         on_signup=[rooms.accept_invites],
     )
+    try:
+        oidc = OIDCService(settings.oidc, auth, users, secret)
+    except ValueError as exc:
+        raise StartupError(f"single sign-on: {exc}") from exc
     health = HealthService(__version__, node_id)
     health.register("mongo", lambda: _ping_mongo(mongo))
     if redis is not None:
@@ -271,6 +277,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         settings=settings, node_id=node_id, metrics=metrics, mongo=mongo, issuer=issuer,
         auth=auth, rooms=rooms, health=health, engine=engine, registry=app[REGISTRY],
         ask=AskService(rooms, engine), usage=UsageService(mongo, rooms), files=files,
+        oidc=oidc,
     )
     await control.start()
     await presence.start()
@@ -286,6 +293,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         await control.close()
         await close_client_manager(sio)
         await presence.close()
+        await oidc.close()
 
 
 async def _ping_mongo(mongo: Mongo) -> str:
@@ -333,8 +341,10 @@ def create_app(
     app[SIO] = sio
 
     async def close_sockets(app: web.Application) -> None:
-        # on_shutdown runs before aiohttp waits for open handlers: closing the sockets
-        # here lets their websocket handlers end instead of running out the timeout.
+        # on_shutdown runs before aiohttp waits for open handlers: disconnecting every
+        # client here (they reconnect elsewhere) lets the websocket handlers end instead
+        # of running out the shutdown timeout.
+        await close_all_sockets(sio)
         await sio.shutdown()
 
     app.on_shutdown.append(close_sockets)

@@ -12,6 +12,7 @@ from app.files import FileService
 from app.health import HealthService
 from app.llm.registry import ProviderRegistry
 from app.metrics import Metrics
+from app.oidc import OIDCService
 from app.rooms import RoomService
 from app.tokens import TokenIssuer
 from app.usage import UsageService
@@ -33,3 +34,4 @@ class Services:
     ask: AskService
     usage: UsageService
     files: FileService | None = None
+    oidc: OIDCService | None = None

@@ -13,7 +13,7 @@ from handlers.common import body, client_ip, form, json_response, principal, ser
 REFRESH_COOKIE_PATH = "/api/v1/auth"
 
 
-def _with_cookies(request: web.Request, session: Session, status: int = 200) -> web.Response:
+def with_cookies(request: web.Request, session: Session, status: int = 200) -> web.Response:
     settings = request.app[SETTINGS].auth
     response = json_response(session.as_dict(), status=status)
     secure = settings.cookie_secure
@@ -31,13 +31,13 @@ def _with_cookies(request: web.Request, session: Session, status: int = 200) -> 
 async def signup(request: web.Request) -> web.Response:
     req = await body(request, Signup)
     session = await services(request).auth.signup(req.email, req.password, req.name)
-    return _with_cookies(request, session, status=201)
+    return with_cookies(request, session, status=201)
 
 
 async def login(request: web.Request) -> web.Response:
     req = await body(request, Login)
     session = await services(request).auth.login(req.email, req.password, client_ip(request))
-    return _with_cookies(request, session)
+    return with_cookies(request, session)
 
 
 async def token(request: web.Request) -> web.Response:
@@ -55,7 +55,7 @@ async def refresh(request: web.Request) -> web.Response:
     if not refresh_token:
         raise AppError(UNAUTHORIZED, "missing refresh token")
     session = await services(request).auth.refresh(refresh_token)
-    return _with_cookies(request, session)
+    return with_cookies(request, session)
 
 
 async def logout(request: web.Request) -> web.Response:

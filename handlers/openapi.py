@@ -13,6 +13,7 @@ from app.schemas import CreateRoom, Login, RefreshRequest, RoomSettings, Signup
 from handlers.ai import ChatCompletion, ModelPage, Run
 from handlers.chats import ListChats, ListMessages
 from handlers.common import json_response
+from handlers.oidc import OIDCCallback, OIDCLogin
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ OPERATIONS = [
     Op("post", "/api/v1/auth/logout", "Revoke the refresh token", RefreshRequest, auth=False,
        ok=204),
     Op("get", "/api/v1/auth/me", "The current user"),
+    Op("get", "/api/v1/auth/validate-token", "Check an access token: {valid, user}"),
+    Op("get", "/api/v1/auth/{provider}/login", "Single sign-on: redirect to the provider",
+       query=OIDCLogin, auth=False, ok=302),
+    Op("get", "/api/v1/auth/{provider}/callback", "Single sign-on: finish, set the cookies",
+       query=OIDCCallback, auth=False, ok=302),
     Op("get", "/api/v1/chat", "The user's chats", query=ListChats),
     Op("post", "/api/v1/chat", "Create a chat", CreateRoom, ok=201),
     Op("get", "/api/v1/chat/{chat_id}", "One chat"),

@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from app.errors import not_found
-from handlers import ai, auth, chats, documents, files, internal, openapi, ws
+from handlers import ai, auth, chats, documents, files, internal, oidc, openapi, ws
 
 
 def _static_file(web_dir: Path, name: str) -> Path | None:
@@ -23,6 +23,8 @@ def _static_file(web_dir: Path, name: str) -> Path | None:
 def setup_routes(app: web.Application, web_dir: Path) -> None:
     """Register the REST routes, then the web client at `/`."""
     auth.setup(app)
+    # Before anything else under /api/v1/auth/{provider}/...
+    oidc.setup(app)
     chats.setup(app)
     internal.setup(app)
     ai.setup(app)

@@ -12,6 +12,7 @@ import socketio
 
 from app.events import Emitter
 from app.models import Principal
+from namespaces.server import close_socket
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,21 @@ class ConnectionRegistry:
             if conn.principal.expires_at and conn.principal.expires_at <= now:
                 log.info("session expired for %s (%s)", conn.principal.user_id, sid)
                 await self._emitter.session_expired(sid)
-                await self._sio.disconnect(sid, namespace=conn.namespace)
+                # Bounded: a client that also stopped reading must not stall the sweep.
+                try:
+                    await asyncio.wait_for(
+                        self._sio.disconnect(sid, namespace=conn.namespace), 5
+                    )
+                except TimeoutError:
+                    log.warning("expired client %s did not take its disconnect", sid)
                 continue
             backlog = self._queue_length(sid, conn.namespace)
             if backlog > self._max_queue:
                 log.warning("disconnecting slow client %s: %d packets queued", sid, backlog)
-                await self._sio.disconnect(sid, namespace=conn.namespace)
+                eio_sid = self._sio.manager.eio_sid_from_sid(sid, conn.namespace)
+                if eio_sid is not None:
+                    # Abort: its queue will never drain, so nothing more is sent to it.
+                    await close_socket(self._sio, eio_sid, abort=True)
 
     def _queue_length(self, sid: str, namespace: str) -> int:
         eio_sid = self._sio.manager.eio_sid_from_sid(sid, namespace)

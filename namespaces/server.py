@@ -105,3 +105,22 @@ async def close_client_manager(sio: socketio.AsyncServer) -> None:
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.aclose()
+
+
+async def close_socket(sio: socketio.AsyncServer, eio_sid: str, *, abort: bool) -> None:
+    """Close one Engine.IO socket without waiting for its queue to drain.
+
+    engineio's own disconnect waits until the client has read every queued packet,
+    which never happens for a client that stopped reading.
+    """
+    sock = sio.eio.sockets.get(eio_sid)
+    if sock is not None:
+        await sock.close(wait=False, abort=abort)
+        sio.eio.sockets.pop(eio_sid, None)
+
+
+async def close_all_sockets(sio: socketio.AsyncServer) -> None:
+    """Tell every client goodbye (they reconnect elsewhere) without waiting on any."""
+    for eio_sid in list(sio.eio.sockets):
+        with contextlib.suppress(Exception):
+            await close_socket(sio, eio_sid, abort=False)
