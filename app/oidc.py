@@ -293,6 +293,10 @@ class OIDCService:
             name: _Provider(name, settings, self._http) for name, settings in providers.items()
         }
 
+    def provider_names(self) -> list[str]:
+        """The configured providers, for log-in buttons."""
+        return sorted(self._providers)
+
     def _provider(self, name: str) -> _Provider:
         provider = self._providers.get(name)
         if provider is None:

@@ -75,8 +75,15 @@ async def validate_token(request: web.Request) -> web.Response:
     return json_response({"valid": True, "user": user.model_dump(mode="json")})
 
 
+async def providers(request: web.Request) -> web.Response:
+    """The configured single sign-on providers (the log-in page shows a button each)."""
+    oidc = services(request).oidc
+    return json_response({"providers": oidc.provider_names() if oidc is not None else []})
+
+
 def setup(app: web.Application) -> None:
     """Register the OpenID Connect routes."""
+    app.router.add_get("/api/v1/auth/providers", providers)
     app.router.add_get("/api/v1/auth/validate-token", validate_token)
     app.router.add_get("/api/v1/auth/{provider}/login", login)
     app.router.add_get("/api/v1/auth/{provider}/callback", callback)

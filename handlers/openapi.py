@@ -37,6 +37,7 @@ OPERATIONS = [
     Op("post", "/api/v1/auth/refresh", "Rotate the refresh token", RefreshRequest, auth=False),
     Op("post", "/api/v1/auth/logout", "Revoke the refresh token", RefreshRequest, auth=False,
        ok=204),
+    Op("get", "/api/v1/auth/providers", "Configured single sign-on providers", auth=False),
     Op("get", "/api/v1/auth/me", "The current user"),
     Op("get", "/api/v1/auth/validate-token", "Check an access token: {valid, user}"),
     Op("get", "/api/v1/auth/{provider}/login", "Single sign-on: redirect to the provider",

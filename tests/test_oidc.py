@@ -248,6 +248,15 @@ async def test_provider_refusal_and_bad_requests(sso: Parlour, idp: str) -> None
         assert status == 404 and data["error"]["code"] == "not_found"
 
 
+async def test_configured_providers_are_listed_for_the_login_page(
+    sso: Parlour, parlour: Parlour
+) -> None:
+    status, data = await sso.request("GET", "/api/v1/auth/providers")
+    assert status == 200 and len(data["providers"]) >= 1
+    status, data = await parlour.request("GET", "/api/v1/auth/providers")
+    assert status == 200 and data == {"providers": []}
+
+
 async def test_validate_token(parlour: Parlour) -> None:
     user = await parlour.signup()
     status, data = await parlour.request("GET", "/api/v1/auth/validate-token", user=user)

@@ -98,12 +98,32 @@ async function boot() {
   }
 }
 
+// One "Continue with <provider>" link per configured OpenID Connect provider.
+async function showSingleSignOn() {
+  let names = [];
+  try {
+    const res = await fetch("/api/v1/auth/providers", { credentials: "same-origin" });
+    if (res.ok) names = (await res.json()).providers || [];
+  } catch { /* the form still works without SSO */ }
+  const box = document.getElementById("sso");
+  if (!box || !names.length) return;
+  for (const name of names) {
+    const link = document.createElement("a");
+    link.className = "button";
+    link.href = `/api/v1/auth/${encodeURIComponent(name)}/login?next=/`;
+    link.textContent = `Continue with ${name.charAt(0).toUpperCase()}${name.slice(1)}`;
+    box.appendChild(link);
+  }
+  box.hidden = false;
+}
+
 function showAuth(message = "") {
   root.replaceChildren(clone("tpl-auth"));
   document.title = "Parlour: log in";
   const form = $("auth-form");
   const err = $("auth-error");
   err.textContent = message;
+  showSingleSignOn();
   let enterFromName = false;
   $("auth-name").addEventListener("keydown", (e) => { enterFromName = e.key === "Enter"; });
   form.addEventListener("submit", async (e) => {
