@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import jwt
 import socketio
 from aiohttp import web
 
@@ -155,3 +157,20 @@ class SocketClient:
 
     async def disconnect(self) -> None:
         await self.sio.disconnect()
+
+
+TEST_SECRET = "test-secret-0123456789abcdef-0123456789"
+
+
+def bad_tokens(user: User) -> list[str]:
+    """Tokens that must be refused: expired, forged, alg=none, tampered, refresh, garbage."""
+    claims = jwt.decode(user.token, options={"verify_signature": False})
+    return [
+        jwt.encode({**claims, "exp": int(time.time()) - 5}, TEST_SECRET, algorithm="HS256"),
+        jwt.encode(claims, "another-secret-0123456789-0123456789", algorithm="HS256"),
+        jwt.encode(claims, None, algorithm="none"),
+        user.token[:-4] + ("AAAA" if not user.token.endswith("AAAA") else "BBBB"),
+        user.refresh_token,
+        "garbage",
+        "",
+    ]

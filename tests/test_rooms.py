@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
-import jwt
 import socketio
 
-from tests.client import Parlour, SocketClient
+from tests.client import Parlour, SocketClient, bad_tokens
 
 
 async def shared_room(parlour: Parlour) -> tuple[Any, Any, SocketClient, SocketClient, str]:
@@ -155,14 +153,7 @@ async def test_handler_exception_answers_internal_and_connection_survives(
 
 
 async def test_connect_requires_a_valid_token(parlour: Parlour) -> None:
-    user = await parlour.signup()
-    claims = jwt.decode(user.token, options={"verify_signature": False})
-    secret = "test-secret-0123456789abcdef-0123456789"
-    expired = jwt.encode({**claims, "exp": int(time.time()) - 5}, secret, algorithm="HS256")
-    forged = jwt.encode(claims, "another-secret-0123456789-0123456789", algorithm="HS256")
-    unsigned = jwt.encode(claims, None, algorithm="none")
-    refresh_as_access = user.refresh_token
-    for token in ("", "garbage", expired, forged, unsigned, refresh_as_access):
+    for token in bad_tokens(await parlour.signup()):
         client = SocketClient("/assistant/realtime")
         try:
             await parlour.connect(client, None, token=token)

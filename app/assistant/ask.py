@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from app.assistant.engine import AssistantEngine, wants_reply
+from app.assistant.engine import AssistantEngine
 from app.assistant.listeners import ReplyEvent
+from app.assistant.policy import wants_reply
 from app.errors import AppError
 from app.llm.base import ChatMessage, ChatParams, StreamEvent
 from app.models import Message, Principal

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import deque
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
 from app.assistant.context import HISTORY_LIMIT, TokenCache, build_context
 from app.assistant.listeners import ReplyListeners
+from app.assistant.policy import ReplyJob, Retriever, wants_reply, wants_reply_text
 from app.assistant.stream import ActiveReply, DeltaCoalescer
 from app.config import AssistantSettings, LimitsSettings, LLMSettings
 from app.errors import (
@@ -42,36 +41,6 @@ from storage.streams import StreamLog
 log = logging.getLogger(__name__)
 
 DAY = 86_400
-MENTION = re.compile(r"(^|\W)@assistant\b", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class ReplyJob:
-    room_id: str
-    reply_to: Message
-    requested_by: str
-
-
-class Retriever:
-    """Finds sources for a question (replaced when retrieval is configured)."""
-
-    async def retrieve(
-        self, room: Room, question: Message, *, recall: bool = True
-    ) -> tuple[list[Source], str]:
-        """The sources and the text to put in the context.
-
-        `recall`: older turns fell out of the context window, so search them too.
-        """
-        return [], ""
-
-
-def wants_reply(room: Room, message: Message) -> bool:
-    """Whether the room's assistant mode answers this user message."""
-    if room.room_type != "aisuite" or room.assistant_mode == "off":
-        return False
-    if room.assistant_mode == "always":
-        return True
-    return bool(MENTION.search(message.content))
 
 
 class AssistantEngine:
@@ -415,9 +384,3 @@ class AssistantEngine:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
 
-
-def wants_reply_text(room: Room, content: str) -> bool:
-    """wants_reply for a message not yet stored."""
-    if room.room_type != "aisuite" or room.assistant_mode == "off":
-        return False
-    return room.assistant_mode == "always" or bool(MENTION.search(content))

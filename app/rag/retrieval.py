@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 
-from app.assistant.engine import Retriever
+from app.assistant.policy import Retriever
 from app.config import VectorSettings
 from app.models import Message, Room, Source, utcnow
 from app.rag.embeddings import Embedder
