@@ -238,3 +238,15 @@ async def test_update_room_broadcasts(parlour: Parlour) -> None:
     assert room["title"] == "Renamed" and room["assistant_mode"] == "off"
     updates = await b.wait("room_updated", where=lambda d: d["room"]["title"] == "Renamed")
     assert updates[0]["room"]["assistant_mode"] == "off"
+
+
+async def test_default_namespace_receives_user_notifications(parlour: Parlour) -> None:
+    owner, guest = await parlour.signup(), await parlour.signup()
+    o = await parlour.socket(owner)
+    lobby = await parlour.socket(guest, namespace="/")  # joined no room at all
+    room_id = (await o.ok("create_room", {}))["room"]["room_id"]
+    await o.ok("invite", {"room_id": room_id, "email": guest.email})
+    (invited,) = await lobby.wait("room_invited")
+    assert invited["room"]["room_id"] == room_id
+    ack = await lobby.call("send_message", {"room_id": room_id, "content": "hi"})
+    assert ack["error"]["code"] == "invalid_payload"  # room events live on /assistant/realtime
