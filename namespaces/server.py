@@ -116,6 +116,10 @@ async def close_socket(sio: socketio.AsyncServer, eio_sid: str, *, abort: bool) 
     sock = sio.eio.sockets.get(eio_sid)
     if sock is not None:
         await sock.close(wait=False, abort=abort)
+        # Wake its writer: after the CLOSE packet it closes the transport itself
+        # rather than waiting for the client to hang up.
+        with contextlib.suppress(asyncio.QueueFull):
+            sock.queue.put_nowait(None)
         sio.eio.sockets.pop(eio_sid, None)
 
 
