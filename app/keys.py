@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from app.config import Settings
 from app.llm.base import Provider
+from app.llm.local_server import LocalLlamaServer
 from app.llm.registry import ProviderRegistry
 from app.rag.embeddings import Embedder
 from app.services import Services
@@ -22,6 +23,7 @@ REDIS: web.AppKey[Redis | None] = web.AppKey("redis")
 SIO: web.AppKey[socketio.AsyncServer] = web.AppKey("sio")
 REGISTRY: web.AppKey[ProviderRegistry] = web.AppKey("registry", ProviderRegistry)
 EXTRA_PROVIDERS: web.AppKey[dict[str, Provider]] = web.AppKey("extra_providers")
+LOCAL_LLM: web.AppKey[LocalLlamaServer | None] = web.AppKey("local_llm")
 # Retrieval backends, opened in rag_ctx.
 BLOBS: web.AppKey[BlobStore] = web.AppKey("blobs")
 VECTORS: web.AppKey[VectorStore] = web.AppKey("vectors")

@@ -27,6 +27,7 @@ from app.keys import (
     BLOBS,
     EMBEDDER,
     EXTRA_PROVIDERS,
+    LOCAL_LLM,
     MONGO,
     REDIS,
     REGISTRY,
@@ -37,7 +38,7 @@ from app.keys import (
 )
 from app.llm.base import Provider
 from app.llm.local_server import LocalLlamaServer, LocalServerError, locate
-from app.llm.registry import build_registry
+from app.llm.registry import ProviderRegistry, build_registry
 from app.llm.tokens import load_encoder
 from app.metrics import Metrics
 from app.oidc import OIDCService
@@ -172,6 +173,7 @@ async def llm_ctx(app: web.Application) -> AsyncIterator[None]:
             "for the local model, or set OPENAI_API_KEY (or another provider key)."
         )
     app[REGISTRY] = registry
+    app[LOCAL_LLM] = local
     try:
         yield
     finally:
@@ -248,6 +250,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         raise StartupError(f"single sign-on: {exc}") from exc
     health = HealthService(__version__, node_id)
     health.register("mongo", lambda: _ping_mongo(mongo))
+    health.register("llm", lambda: _check_llm(app[REGISTRY], app[LOCAL_LLM]))
     if redis is not None:
         health.register("redis", lambda: _ping_redis(redis))
     # Files, documents and retrieval.
@@ -303,6 +306,17 @@ async def _ping_mongo(mongo: Mongo) -> str:
 async def _ping(check: Awaitable[None]) -> str:
     await check
     return "ok"
+
+
+async def _check_llm(registry: ProviderRegistry, local: LocalLlamaServer | None) -> str:
+    """The default model's provider: the local server answers, or a key is configured."""
+    model = registry.default_model()
+    if model is None:
+        raise LocalServerError("no LLM provider is configured")
+    if model.startswith("local:") and local is not None:
+        return f"{model}: {await local.check()}"
+    # Remote providers are not called (that would cost money): configured is enough.
+    return f"{model}: configured"
 
 
 async def _ping_redis(redis: Redis) -> str:

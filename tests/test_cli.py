@@ -33,7 +33,8 @@ def test_serve_starts_embedded_mongo_and_answers_health(tmp_path: Path) -> None:
         wait_port(port, 90, proc)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/internal/health", timeout=10) as r:
             health = json.load(r)
-        assert health["status"] == "ok" and health["checks"]["mongo"]["ok"]
+        assert health["checks"]["mongo"]["ok"] and health["checks"]["blobs"]["ok"]
+        assert health["status"] == "degraded"  # the local model is disabled here
         assert (tmp_path / "data" / "mongo").is_dir()
         assert (tmp_path / "data" / "jwt_secret").stat().st_mode & 0o077 == 0
     finally:

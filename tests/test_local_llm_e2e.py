@@ -75,6 +75,9 @@ async def test_make_run_default_answers_without_any_key(tmp_path: Path) -> None:
         server.url, server._sockets = f"http://127.0.0.1:{port}", []
         server.http = aiohttp.ClientSession()
         try:
+            status, health = await server.request("GET", "/internal/health")
+            assert health["status"] == "ok", health
+            assert health["checks"]["llm"]["detail"].startswith("local:smollm2: llama-server")
             user = await server.signup()
             s = await server.socket(user)
             room = (await s.ok("create_room", {}))["room"]

@@ -175,6 +175,16 @@ class LocalLlamaServer:
                     )
                 await asyncio.sleep(0.1)
 
+    async def check(self) -> str:
+        """Health detail of the running server; LocalServerError when it does not answer."""
+        if not self.running or self._port is None:
+            raise LocalServerError("llama-server is not running")
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            response = await client.get(f"http://127.0.0.1:{self._port}/health")
+        if response.status_code != 200:
+            raise LocalServerError(f"llama-server /health answered {response.status_code}")
+        return f"llama-server on port {self._port}"
+
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL if the server has not exited within the stop timeout."""
         process, self._process = self._process, None
