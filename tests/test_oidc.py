@@ -19,9 +19,10 @@ from handlers.oidc import STATE_COOKIE
 from tests.client import Parlour, start_parlour
 
 # The provider's own authlib server code warns (in its thread) about an authlib API it uses.
-pytestmark = pytest.mark.filterwarnings(
+IDP_WARNINGS = pytest.mark.filterwarnings(
     r"ignore:get_jwt_config\(self, grant\) is deprecated:DeprecationWarning"
 )
+pytestmark = IDP_WARNINGS
 
 LOGIN = "/api/v1/auth/idp/login"
 CALLBACK = "/api/v1/auth/idp/callback"

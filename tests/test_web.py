@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from tests import test_oidc
 from tests.client import Parlour, start_parlour
 from tests.scripted_provider import ScriptedProvider
+from tests.test_oidc import IDP_WARNINGS, idp_user
 
 CHROMIUM = os.environ.get("PARLOUR_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -157,6 +159,10 @@ async def watched(page: Page) -> dict[str, Any]:
 def assistant(page: Page, status: str | None = None) -> Any:
     sel = '#message-list li[data-role="assistant"]'
     return page.locator(sel + (f'[data-status="{status}"]' if status else ""))
+
+
+# The mock OpenID provider and a Parlour using it: test_oidc's fixtures, by name.
+idp, sso_settings, sso = test_oidc.idp, test_oidc.sso_settings, test_oidc.sso
 
 
 # ---- tests ---------------------------------------------------------------------------
@@ -399,3 +405,37 @@ async def test_upload_shows_ingestion_progress_and_sources(
     await sources.locator("summary").click()
     await expect(sources.get_by_text("vault.txt", exact=True)).to_be_visible()
     await expect(sources).to_contain_text(fact)
+
+
+@IDP_WARNINGS
+async def test_single_sign_on_from_the_login_page(sso: Parlour, idp: str, new_page: Any) -> None:
+    sub = await idp_user(idp, email="ada.sso@example.com", email_verified=True, name="Ada L")
+    page = await new_page()
+
+    async def offline(route: Any) -> None:
+        await route.abort()
+
+    # The provider's form links a CDN stylesheet: keep the browser off the internet.
+    await page.context.route(re.compile(r"^https?://(?!(127\.0\.0\.1|localhost)[:/])"), offline)
+    await page.goto(sso.url + "/")
+    link = page.locator("#sso").get_by_role("link", name="Continue with Idp")
+    await expect(link).to_be_visible()
+    await link.click()
+
+    # The provider's own log-in form, in the browser.
+    await page.wait_for_url(f"{idp}/oauth2/authorize?**")
+    await page.get_by_placeholder("sub").fill(sub)
+    await page.get_by_role("button", name="Authorize", exact=True).click()
+
+    # Back on the app, logged in; a reload keeps it so (the refresh cookie).
+    for reload in (False, True):
+        if reload:
+            await page.reload()
+        await expect(page.locator("#me-name")).to_have_text("Ada L")
+        await expect(page.locator("#me-name")).to_have_attribute(
+            "title", "Logged in as ada.sso@example.com"
+        )
+        assert page.url == sso.url + "/"
+        await expect(page.get_by_role("navigation", name="Rooms")).to_be_visible()
+        await expect(page.locator("#rooms-empty")).to_be_visible()
+        await expect(page.locator("#conn-status")).to_have_text("")  # socket connected
