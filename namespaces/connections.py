@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ import socketio
 
 from app.events import Emitter
 from app.models import Principal
+from app.tasks import cancel_and_wait
 from namespaces.server import close_socket
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,8 @@ class ConnectionRegistry:
         self._task = asyncio.create_task(self._sweep_forever(), name="connection-sweep")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -11,6 +11,8 @@ from typing import Any, Protocol
 import orjson
 from redis.asyncio import Redis
 
+from app.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -88,8 +90,5 @@ class RedisControlBus:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

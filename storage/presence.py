@@ -9,6 +9,8 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from app.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 
@@ -187,10 +189,7 @@ class RedisPresence:
         return sorted(_text(m).split("|", 1)[-1] for m in members)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         with contextlib.suppress(Exception):
             await self._redis.delete(self._nodes + self._node_id)

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -67,12 +68,19 @@ def moto_endpoint() -> Iterator[str]:
                 process.wait()
 
 
-@pytest.fixture(scope="session")
-async def pinecone_stub() -> AsyncIterator[str]:
-    """The Pinecone data-plane stub on a free loopback port; yields its host URL."""
+@asynccontextmanager
+async def pinecone_index() -> AsyncIterator[str]:
+    """A fresh Pinecone data-plane stub on a free loopback port; yields its host URL."""
     stub = PineconeStub()
     url = await stub.start("127.0.0.1", 0)
     try:
         yield url
     finally:
         await stub.close()
+
+
+@pytest.fixture(scope="session")
+async def pinecone_stub() -> AsyncIterator[str]:
+    """The session's Pinecone stub (its index dimension is fixed by the first upsert)."""
+    async with pinecone_index() as url:
+        yield url

@@ -16,7 +16,8 @@ from app.keys import BLOBS
 from app.models import utcnow
 from storage.files import FileRecord
 from tests.client import Parlour, User, start_parlour
-from tests.test_files import blob_key, form, pinecone_index, vectors_of, wait_status
+from tests.rag_fixtures import pinecone_index
+from tests.test_files import blob_key, form, vectors_of, wait_status
 
 FACT = "The Velvet Orchid lounge on Pier 9 serves its tea with exactly eleven cardamom pods."
 

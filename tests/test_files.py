@@ -7,7 +7,6 @@ import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from aiohttp.payload import AsyncIterablePayload
 
 from app.keys import BLOBS, EMBEDDER, VECTORS
 from tests.client import Parlour, User, start_parlour
-from tests.pinecone_stub import PineconeStub
 
 FileSpec = tuple[str, bytes, str | None]
 
@@ -109,17 +107,6 @@ async def vectors_of(parlour: Parlour, namespace: str) -> list[Any]:
     """Whatever the vector store holds in a namespace (nearest to a probe text)."""
     probe = (await parlour.runner.app[EMBEDDER].embed(["probe"]))[0]
     return list(await parlour.runner.app[VECTORS].query(namespace, probe, 50))
-
-
-@asynccontextmanager
-async def pinecone_index() -> AsyncIterator[str]:
-    """A Pinecone stub of our own: the session's stub is fixed to another dimension."""
-    stub = PineconeStub()
-    url = await stub.start("127.0.0.1", 0)
-    try:
-        yield url
-    finally:
-        await stub.close()
 
 
 def s3_overrides(moto_endpoint: str, bucket: str) -> dict[str, Any]:

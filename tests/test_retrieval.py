@@ -13,9 +13,10 @@ import pytest
 from app.rag.embeddings import Embedder
 from app.rag.retrieval import RagRetriever
 from tests.client import Parlour, SocketClient, User, start_parlour
+from tests.rag_fixtures import pinecone_index
 from tests.scripted_provider import ScriptedProvider
 from tests.test_documents import upload_documents
-from tests.test_files import pinecone_index, upload, wait_file_ready, wait_status
+from tests.test_files import upload, wait_file_ready, wait_status
 
 FACT = ("Quarterly memo: the Brassfinch observatory keeps its telescope lens cap in "
         "locker 7731, behind the copper samovar.")

@@ -32,6 +32,7 @@ from app.llm.registry import ProviderRegistry
 from app.llm.tokens import count_messages, count_tokens
 from app.metrics import Metrics
 from app.models import Message, Principal, Room, Source, Usage, utcnow
+from app.tasks import cancel_and_wait
 from storage.control import ControlBus
 from storage.messages import MessageStore
 from storage.ratelimit import RateLimiter
@@ -375,9 +376,7 @@ class AssistantEngine:
     async def close(self) -> None:
         """Cancel every reply (partial text is saved) and wait for them."""
         self._closing = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        await cancel_and_wait(self._sweeper)
         self._queues.clear()
         workers = list(self._workers.values())
         for task in workers:

@@ -15,6 +15,7 @@ from app.assistant.policy import Retriever
 from app.config import VectorSettings
 from app.models import Message, Room, Source, utcnow
 from app.rag.embeddings import Embedder
+from app.tasks import cancel_and_wait
 from storage.files import FileStore
 from storage.messages import MessageStore
 from storage.mongo import Mongo
@@ -49,10 +50,8 @@ class RecallIndexer:
 
     async def close(self) -> None:
         """Stop the background task (unindexed messages are picked up next time)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def request(self, room_id: str, upto_seq: int) -> None:
         """Embed the room's messages up to `upto_seq`; dropped when the queue is full."""
