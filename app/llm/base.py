@@ -4,26 +4,61 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
-Role: TypeAlias = Literal["system", "user", "assistant"]
-FinishReason: TypeAlias = Literal["stop", "length"]
+Role: TypeAlias = Literal["system", "user", "assistant", "tool"]
+FinishReason: TypeAlias = Literal["stop", "length", "tool_calls"]
+ToolStatus: TypeAlias = Literal["running", "done", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image given to a vision model with a user turn (already resized)."""
+
+    media_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool offered to the model: its name, what it does, its JSON Schema parameters."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model asked for; `arguments` is the JSON text exactly as it produced it."""
+
+    call_id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
-    """One turn of the conversation sent to a model."""
+    """One turn of the conversation sent to a model.
+
+    `images`: pictures attached to a user turn. `tool_calls`: the calls an assistant turn
+    made. A `tool` turn answers the call `tool_call_id` with `content` as the result.
+    """
 
     role: Role
     content: str
+    images: tuple[ImagePart, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ChatParams:
-    """Sampling options; None leaves the provider's default."""
+    """Sampling options; None leaves the provider's default. `tools`: offered to the model."""
 
     temperature: float | None = None
     max_tokens: int | None = None
+    tools: tuple[ToolSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +79,30 @@ class TextDelta:
 
 @dataclass(frozen=True, slots=True)
 class StreamEnd:
-    """The last event of every stream."""
+    """The last event of every stream; `tool_calls` when the model asks for tools."""
 
     usage: TokenUsage
     finish_reason: FinishReason
     usage_estimated: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallUpdate:
+    """A tool call's progress inside a reply (the tool loop yields these to the engine).
+
+    Not produced by providers: `assistant_tool_call` is sent to the room for each one.
+    """
+
+    call_id: str
+    name: str
+    arguments: str
+    status: ToolStatus
+    result: str | None = None
 
 
 StreamEvent: TypeAlias = TextDelta | StreamEnd
+LoopEvent: TypeAlias = TextDelta | ToolCallUpdate | StreamEnd
 
 
 class Provider(Protocol):
