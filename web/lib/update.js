@@ -23,6 +23,8 @@ export function initialState(me, readMarks = {}) {
     readMarks, // room_id → highest seq read
     documents: null, // null until loaded: document_id → document
     publicRooms: null, // null until loaded: [room]
+    publicCursor: null, // next page of public rooms
+    tools: null, // null until GET /tools answers (tools a room's owner can enable)
     usage: null, // GET /metrics answer
     uploads: [], // see uploads.js
     early: {}, // document_id → status that came before its upload's answer
@@ -391,8 +393,15 @@ export function fileRemoved(s, roomId, fileId) {
 
 // ---- public rooms, usage ------------------------------------------------------------
 
-export function publicRoomsLoaded(s, rooms) {
-  return { ...s, publicRooms: Array.isArray(rooms) ? rooms.filter(isRoom) : [] };
+/** A page of public rooms ({chats, next_cursor}); `more` appends it to the list shown. */
+export function publicRoomsLoaded(s, page, { more = false } = {}) {
+  const rooms = (page && Array.isArray(page.chats) ? page.chats : []).filter(isRoom);
+  const list = more && s.publicRooms ? [...s.publicRooms, ...rooms] : rooms;
+  return { ...s, publicRooms: list, publicCursor: (page && page.next_cursor) || null };
+}
+
+export function toolsLoaded(s, tools) {
+  return { ...s, tools: Array.isArray(tools) ? tools : null };
 }
 
 export function usageLoaded(s, usage) {
