@@ -13,7 +13,7 @@ import * as usage from "./usage.js";
 export function mountApp(root, store, actions, { logout }) {
   root.replaceChildren($("tpl-app").content.cloneNode(true));
   const views = [shell, roomList, room, panels, documents, publicRooms, usage];
-  const ctx = { store, actions, logout, redraw: () => store.apply((s) => ({ ...s })) };
+  const ctx = { store, actions, logout };
   for (const v of views) v.mount(ctx);
   return (state, prev) => {
     for (const v of views) v.render(state, prev, ctx);

@@ -165,7 +165,14 @@ function renderPresence(s, v, ctx) {
   setText($("typing-line"), typingLine(v.room, v.typing, now, s.me.user_id));
   clearTimeout(typingTimer);
   const next = nextTypingExpiry(v.typing, now);
-  if (next) typingTimer = setTimeout(ctx.redraw, next - now + 50); // a notice lapses: redraw
+  if (next) {
+    // A typing notice lapses: redraw the line then (nothing in the state changes).
+    typingTimer = setTimeout(() => {
+      const s2 = ctx.store.get();
+      const v2 = current(s2);
+      if (v2) renderPresence(s2, v2, ctx);
+    }, next - now + 50);
+  }
 }
 
 function items(v) {
