@@ -37,7 +37,9 @@ export function serverSentence(err) {
   if (!msg || msg === code || code === "network" || code === "timeout" || code === "internal" || /^HTTP \d+$/.test(msg)) {
     return SENTENCES[code] || SENTENCES.internal;
   }
-  const text = msg.charAt(0).toUpperCase() + msg.slice(1);
+  // "the room is full" → "The room is full."; a name first ("notes.txt: ...") stays as it is.
+  const first = msg.split(/[\s:]/, 1)[0];
+  const text = /^[a-z]+$/.test(first) ? msg.charAt(0).toUpperCase() + msg.slice(1) : msg;
   return /[.!?]$/.test(text) ? text : `${text}.`;
 }
 
