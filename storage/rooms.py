@@ -123,8 +123,9 @@ class RoomStore:
     ) -> Room | None:
         """Change a member's role; the updated room (None if not a member)."""
         doc = await self._rooms.find_one_and_update(
-            {"_id": room_id, "members.user_id": user_id},
-            {"$set": {"members.$.role": role, "updated_at": now}},
+            {"_id": room_id, "member_ids": user_id},
+            {"$set": {"members.$[m].role": role, "updated_at": now}},
+            array_filters=[{"m.user_id": user_id}],
             return_document=ReturnDocument.AFTER,
         )
         return room_from_doc(doc) if doc else None

@@ -77,7 +77,9 @@ async def test_public_rooms_are_listed_for_everyone(parlour: Parlour) -> None:
     listed = [c["chat_id"] for c in page["chats"] + rest["chats"]]
     assert sorted(listed) == sorted(public)
     assert all(c["visibility"] == "public" for c in page["chats"])
-    status, _ = await parlour.request("GET", "/api/v1/chat/public")
+    status, _ = await parlour.request(
+        "GET", "/api/v1/chat/public", headers={"Authorization": "Bearer not-a-token"}
+    )
     assert status == 401
     status, bad = await parlour.request("GET", "/api/v1/chat/public?cursor=%%%", other)
     assert status in (400, 422) and bad["error"]["code"] == "invalid_payload"
