@@ -106,7 +106,10 @@ async def test_a_reconnect_during_an_upload_shows_its_true_final_state(
 
     def through(ws: WebSocketRoute) -> None:
         if blocked.is_set():
-            asyncio.ensure_future(ws.close())  # the network is down: no socket gets through
+            # The network is down: the socket opens but nothing gets through, then it drops.
+            ws.connect_to_server().on_message(lambda message: None)
+            ws.on_message(lambda message: None)
+            asyncio.get_running_loop().call_later(0.2, lambda: asyncio.ensure_future(ws.close()))
             return
         ws.connect_to_server()
         routes.append(ws)
