@@ -30,12 +30,9 @@ def _stats(values: list[float]) -> dict[str, float | None]:
 def _daily(docs: list[dict[str, Any]], days: int, today: datetime) -> list[dict[str, Any]]:
     """Answers, tokens and cost per UTC day for the last `days` days (oldest first, gaps 0)."""
     first = (today - timedelta(days=days - 1)).date()
-    series = {
-        (first + timedelta(days=i)).isoformat(): {
-            "date": (first + timedelta(days=i)).isoformat(), "answers": 0,
-            **{k: 0 for k in _SUMS},
-        }
-        for i in range(days)
+    dates = [(first + timedelta(days=i)).isoformat() for i in range(days)]
+    series: dict[str, dict[str, float]] = {
+        day: {"answers": 0, **{k: 0 for k in _SUMS}} for day in dates
     }
     for d in docs:
         created = d.get("created_at")
@@ -48,9 +45,11 @@ def _daily(docs: list[dict[str, Any]], days: int, today: datetime) -> list[dict[
         day["answers"] += 1
         for k in _SUMS:
             day[k] += (d.get("usage") or {}).get(k, 0)
-    for day in series.values():
-        day["cost_usd"] = round(day["cost_usd"], 6)
-    return list(series.values())
+    return [
+        {"date": date, **{k: int(v) for k, v in series[date].items() if k != "cost_usd"},
+         "cost_usd": round(series[date]["cost_usd"], 6)}
+        for date in dates
+    ]
 
 
 class UsageService:

@@ -10,9 +10,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from app.errors import UNAVAILABLE, AppError, invalid
 from app.files import FileService, UploadPart, file_json
+from handlers.common import json_response, principal, services
 from storage.blobs import BlobStream
 from storage.files import FileRecord
-from handlers.common import json_response, principal, services
 
 READ_CHUNK = 256 * 1024
 

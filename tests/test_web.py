@@ -1,14 +1,13 @@
 """The browser client end to end: Playwright driving Debian's chromium against a real Parlour.
 
 Never `playwright install`: the browser is the system's /usr/bin/chromium (apt package
-`chromium`). Each test starts its own Parlour (scripted provider) and opens one browser
+`chromium`). The tests share one Parlour (scripted provider) and open one browser
 context per user, so cookies and localStorage are separate like two people's browsers.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests import test_oidc
-from tests.client import Parlour, start_parlour
+from tests.client import Parlour
 from tests.scripted_provider import ScriptedProvider
 from tests.test_oidc import IDP_WARNINGS, idp_user
 from tests.web_fixtures import create_room, needs_chromium, send, sign_up
@@ -56,16 +55,17 @@ pytestmark = needs_chromium
 
 
 @pytest.fixture
-def scripted() -> ScriptedProvider:
-    return ScriptedProvider(deltas=[w + " " for w in ANSWER_WORDS], delay=0.05)
+def scripted(web_scripted: ScriptedProvider) -> ScriptedProvider:
+    """The module's scripted model (tests/web_fixtures.py), answering ANSWER word by word."""
+    web_scripted.deltas = [w + " " for w in ANSWER_WORDS]
+    web_scripted.delay = 0.05
+    return web_scripted
 
 
 @pytest.fixture
-async def server(make_settings: Any, scripted: ScriptedProvider) -> AsyncIterator[Parlour]:
-    settings = make_settings(llm__default_model="scripted:fixed")
-    server = await start_parlour(settings, providers={"scripted": scripted})
-    yield server
-    await server.close()
+def server(web_server: Parlour) -> Parlour:
+    """The module's Parlour: each test signs up its own users and rooms."""
+    return web_server
 
 
 async def known_ids(page: Page) -> list[str]:

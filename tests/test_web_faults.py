@@ -9,7 +9,7 @@ import asyncio
 import re
 from typing import Any
 
-from playwright.async_api import Page, WebSocketRoute, expect
+from playwright.async_api import WebSocketRoute, expect
 
 from app.events import user_channel
 from tests.client import Parlour

@@ -5,11 +5,12 @@ where the flow involves another member. One Parlour for the module (tests/web_fi
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Download, Page, expect
 
 from tests.client import Parlour
 from tests.web_fixtures import (
@@ -39,6 +40,11 @@ async def confirm(page: Page, button: str) -> None:
     await expect(dialog).to_be_hidden()
 
 
+async def downloaded(download: Download) -> bytes:
+    """The bytes the browser saved."""
+    return await asyncio.to_thread(Path(await download.path()).read_bytes)
+
+
 async def rest(page: Page, server: Parlour, path: str) -> Any:
     resp = await page.context.request.get(server.url + path)
     assert resp.ok, await resp.text()
@@ -66,7 +72,7 @@ async def test_documents_page_upload_status_download_delete(
         await row.get_by_role("link", name="Download harbour.txt").click()
     download = await info.value
     assert download.suggested_filename == "harbour.txt"
-    assert Path(await download.path()).read_bytes() == text
+    assert await downloaded(download) == text
 
     await row.get_by_role("button", name="Delete harbour.txt").click()
     await confirm(page, "Delete")
@@ -94,7 +100,7 @@ async def test_room_files_panel_shared_by_two_members(web_server: Parlour, new_p
     await expect(row).to_contain_text("Ready")
     async with bob.expect_download() as info:
         await row.get_by_role("link", name="Download plan.txt").click()
-    assert Path(await (await info.value).path()).read_bytes() == b"Meet at the pier.\n"
+    assert await downloaded(await info.value) == b"Meet at the pier.\n"
     await row.get_by_role("button", name="Delete plan.txt").click()
     await expect(row).to_have_count(0)
     assert (await rest(bob, web_server, f"/api/v1/chat/{room_id}/files"))["files"] == []

@@ -161,11 +161,15 @@ async def user_id(page: Page, server: Parlour) -> str:
     return str(data["user"]["user_id"])
 
 
-async def axe_violations(page: Page) -> list[dict[str, Any]]:
-    """axe-core's serious and critical violations on the page as it is now."""
-    await page.add_script_tag(path=str(AXE))
+async def axe_violations(page: Page, rules: list[str] | None = None) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations on the page as it is now (all rules, or `rules`)."""
+    if not await page.evaluate("typeof window.axe !== 'undefined'"):
+        await page.add_script_tag(path=str(AXE))
+    options: dict[str, Any] = {"resultTypes": ["violations"]}
+    if rules:
+        options["runOnly"] = {"type": "rule", "values": rules}
     result: dict[str, Any] = await page.evaluate(
-        "async () => await axe.run(document, { resultTypes: ['violations'] })"
+        "async (options) => await axe.run(document, options)", options
     )
     return [
         {"id": v["id"], "impact": v["impact"], "help": v["help"],
