@@ -73,3 +73,4 @@ async def test_usable_at_360_px(web_server: Parlour, new_page: Any) -> None:
         await page.get_by_role("link", name=link).click()
         await expect(page.get_by_role("heading", level=1)).to_be_visible()
         await fits(page)
+    await expect(page.locator("#usage-chart rect")).to_have_count(30)
