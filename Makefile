@@ -37,11 +37,15 @@ install-test: $(VENV)/.installed-test
 	@command -v chromium >/dev/null || { \
 	  echo "installing chromium with apt"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@command -v node >/dev/null || { \
+	  echo "installing nodejs with apt (node --test runs the web client's unit tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs; }
 
 run: install
 	$(BIN)/parlour serve --host $(HOST) --port $(PORT)
 
 test: install-test
+	node --test tests/js/
 	$(BIN)/python -m pytest -q
 
 lint:

@@ -168,6 +168,13 @@ class FileService:
             raise not_found("document")
         return record
 
+    async def open_document(
+        self, principal: Principal, document_id: str
+    ) -> tuple[FileRecord, BlobStream]:
+        """One of the caller's documents and its bytes."""
+        record = await self.get_document(principal, document_id)
+        return record, await self._blobs.get(record.key)
+
     async def delete_document(self, principal: Principal, document_id: str) -> None:
         """Delete one of the caller's documents with its blob and vectors."""
         record = await self._files.get(document_id, deleting=True)

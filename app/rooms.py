@@ -18,7 +18,7 @@ from app.errors import (
 )
 from app.events import Emitter, room_channel
 from app.ids import new_id
-from app.models import Author, Member, Message, Principal, Room, User, utcnow
+from app.models import Author, Member, Message, Principal, Role, Room, User, utcnow
 from app.room_hooks import InviteBook, NoHooks, RoomHooks
 from app.schemas import CreateRoom, Invite, RoomSettings, SendMessage
 from storage.messages import MessageStore
@@ -254,10 +254,10 @@ class RoomService:
                 await self.add_member(room, user, role)
 
     async def remove_member(self, principal: Principal, room_id: str, user_id: str) -> Room:
-        """Remove a member (owner only); their sockets leave the room."""
-        room = await self.load(principal, room_id, owner=True)
+        """Remove a member (owner), or leave for good (yourself); their sockets leave the room."""
+        room = await self.load(principal, room_id, owner=user_id != principal.user_id)
         if user_id == room.owner_id:
-            raise invalid("user_id: the owner cannot be removed")
+            raise invalid("user_id: the owner cannot be removed (delete the room instead)")
         gone = room.member(user_id)
         if gone is None:
             raise not_found("member")
@@ -270,6 +270,27 @@ class RoomService:
         await self.emitter.room_updated(updated)
         await self.emitter.room_deleted(room_id, user_id=user_id)
         return updated
+
+    async def update_member(
+        self, principal: Principal, room_id: str, user_id: str, role: Role
+    ) -> Room:
+        """Change a member's role (owner only): `member` writes, `viewer` reads."""
+        room = await self.load(principal, room_id, owner=True)
+        if user_id == room.owner_id:
+            raise invalid("user_id: the owner's role cannot be changed")
+        if room.member(user_id) is None:
+            raise not_found("member")
+        updated = await self._rooms.set_member_role(room_id, user_id, role, utcnow())
+        if updated is None:
+            raise not_found("member")
+        await self.emitter.room_updated(updated)
+        return updated
+
+    async def list_public(
+        self, principal: Principal, cursor: str | None, limit: int
+    ) -> tuple[list[Room], str | None]:
+        """Public rooms anyone may join, newest activity first."""
+        return await self._rooms.list_public(cursor, limit)
 
     # -- messages -------------------------------------------------------------------------
 

@@ -76,6 +76,11 @@ class RemoveMember(RoomRef):
     user_id: str = Id
 
 
+class UpdateMember(RoomRef):
+    user_id: str = Id
+    role: Literal["member", "viewer"]
+
+
 class StopGeneration(RoomRef):
     message_id: str | None = None
 

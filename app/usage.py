@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.errors import not_found
@@ -24,6 +25,31 @@ def _stats(values: list[float]) -> dict[str, float | None]:
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
     return {"mean": round(statistics.fmean(ordered), 1), "p50": pick(0.5), "p95": pick(0.95)}
+
+
+def _daily(docs: list[dict[str, Any]], days: int, today: datetime) -> list[dict[str, Any]]:
+    """Answers, tokens and cost per UTC day for the last `days` days (oldest first, gaps 0)."""
+    first = (today - timedelta(days=days - 1)).date()
+    dates = [(first + timedelta(days=i)).isoformat() for i in range(days)]
+    series: dict[str, dict[str, float]] = {
+        day: {"answers": 0, **{k: 0 for k in _SUMS}} for day in dates
+    }
+    for d in docs:
+        created = d.get("created_at")
+        if not isinstance(created, datetime):
+            continue
+        day = series.get((created if created.tzinfo else created.replace(tzinfo=UTC))
+                         .astimezone(UTC).date().isoformat())
+        if day is None:
+            continue
+        day["answers"] += 1
+        for k in _SUMS:
+            day[k] += (d.get("usage") or {}).get(k, 0)
+    return [
+        {"date": date, **{k: int(v) for k, v in series[date].items() if k != "cost_usd"},
+         "cost_usd": round(series[date]["cost_usd"], 6)}
+        for date in dates
+    ]
 
 
 class UsageService:
@@ -61,11 +87,12 @@ class UsageService:
         return {"chat_id": room_id, "models": models, "total": total}
 
     async def metrics(
-        self, principal: Principal, room_id: str | None = None
+        self, principal: Principal, room_id: str | None = None, days: int = 30
     ) -> dict[str, Any]:
         """Questions, answers, latency and time to first token, tokens and cost.
 
         The caller's own, or everyone's for an admin; one chat's when `room_id` is given.
+        `daily`: answers, tokens and cost per UTC day over the last `days` days.
         """
         scope: dict[str, Any] = {}
         if room_id is not None:
@@ -79,7 +106,7 @@ class UsageService:
             answers_q["requested_by"] = principal.user_id
         questions = await self._messages.count_documents(questions_q)
         docs = await self._messages.find(
-            answers_q, projection={"usage": 1, "metrics": 1, "status": 1}
+            answers_q, projection={"usage": 1, "metrics": 1, "status": 1, "created_at": 1}
         ).sort("created_at", -1).limit(SAMPLE_LIMIT).to_list()
         latency = [d["metrics"]["latency_ms"] for d in docs
                    if d.get("metrics", {}).get("latency_ms") is not None]
@@ -96,4 +123,5 @@ class UsageService:
             "latency_ms": _stats(latency), "time_to_first_token_ms": _stats(ttft),
             "tokens": {k: totals[k] for k in _SUMS if k != "cost_usd"},
             "cost_usd": round(totals["cost_usd"], 6),
+            "daily": _daily(docs, days, datetime.now(UTC)),
         }

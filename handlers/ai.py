@@ -23,6 +23,10 @@ class ModelPage(Payload):
     page_size: int = Field(50, ge=1, le=200)
 
 
+class MetricsQuery(Payload):
+    days: int = Field(30, ge=1, le=366)
+
+
 class Turn(Payload):
     role: Literal["system", "user", "assistant"]
     content: str = Field(max_length=200_000)
@@ -92,7 +96,8 @@ async def chat_usage(request: web.Request) -> web.Response:
 
 
 async def user_metrics(request: web.Request) -> web.Response:
-    return json_response(await services(request).usage.metrics(principal(request)))
+    q = query(request, MetricsQuery)
+    return json_response(await services(request).usage.metrics(principal(request), days=q.days))
 
 
 async def chat_metrics(request: web.Request) -> web.Response:

@@ -36,6 +36,14 @@ async def list_chats(request: web.Request) -> web.Response:
     return json_response({"chats": [chat_json(r) for r in rooms], "next_cursor": next_cursor})
 
 
+async def list_public_chats(request: web.Request) -> web.Response:
+    q = query(request, ListChats)
+    rooms, next_cursor = await services(request).rooms.list_public(
+        principal(request), q.cursor, q.limit
+    )
+    return json_response({"chats": [chat_json(r) for r in rooms], "next_cursor": next_cursor})
+
+
 async def create_chat(request: web.Request) -> web.Response:
     room = await services(request).rooms.create_room(
         principal(request), await body(request, CreateRoom)
@@ -73,6 +81,8 @@ def setup(app: web.Application) -> None:
     """Register the chat routes."""
     app.router.add_get("/api/v1/chat", list_chats)
     app.router.add_post("/api/v1/chat", create_chat)
+    # Before /chat/{chat_id}: "public" is not a chat id.
+    app.router.add_get("/api/v1/chat/public", list_public_chats)
     app.router.add_get("/api/v1/chat/{chat_id}", get_chat)
     app.router.add_patch("/api/v1/chat/{chat_id}", patch_chat)
     app.router.add_delete("/api/v1/chat/{chat_id}", delete_chat)

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from app.files import document_json
 from handlers.common import json_response, principal
-from handlers.files import file_service, upload_parts
+from handlers.files import file_service, send_file, upload_parts
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -28,6 +28,13 @@ async def get_document(request: web.Request) -> web.Response:
     return json_response(document_json(record))
 
 
+async def download_document(request: web.Request) -> web.StreamResponse:
+    record, blob = await file_service(request).open_document(
+        principal(request), request.match_info["document_id"]
+    )
+    return await send_file(request, record, blob)
+
+
 async def delete_document(request: web.Request) -> web.Response:
     await file_service(request).delete_document(
         principal(request), request.match_info["document_id"]
@@ -40,4 +47,5 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/documents", upload)
     app.router.add_get("/api/v1/documents", list_documents)
     app.router.add_get("/api/v1/documents/{document_id}", get_document)
+    app.router.add_get("/api/v1/documents/{document_id}/content", download_document)
     app.router.add_delete("/api/v1/documents/{document_id}", delete_document)

@@ -11,6 +11,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from app.errors import UNAVAILABLE, AppError, invalid
 from app.files import FileService, UploadPart, file_json
 from handlers.common import json_response, principal, services
+from storage.blobs import BlobStream
+from storage.files import FileRecord
 
 READ_CHUNK = 256 * 1024
 
@@ -71,6 +73,13 @@ async def download(request: web.Request) -> web.StreamResponse:
     record, blob = await file_service(request).open_chat_file(
         principal(request), request.match_info["chat_id"], request.match_info["file_id"]
     )
+    return await send_file(request, record, blob)
+
+
+async def send_file(
+    request: web.Request, record: FileRecord, blob: BlobStream
+) -> web.StreamResponse:
+    """Stream a stored file as an attachment with its content type."""
     try:
         response = web.StreamResponse(headers={
             hdrs.CONTENT_TYPE: record.content_type,

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from app import __version__
 from app.schemas import CreateRoom, Login, RefreshRequest, RoomSettings, Signup
-from handlers.ai import ChatCompletion, ModelPage, Run
+from handlers.ai import ChatCompletion, MetricsQuery, ModelPage, Run
 from handlers.chats import ListChats, ListMessages
 from handlers.common import json_response
 from handlers.oidc import OIDCCallback, OIDCLogin
@@ -46,6 +46,7 @@ OPERATIONS = [
        query=OIDCCallback, auth=False, ok=302),
     Op("get", "/api/v1/chat", "The user's chats", query=ListChats),
     Op("post", "/api/v1/chat", "Create a chat", CreateRoom, ok=201),
+    Op("get", "/api/v1/chat/public", "Public chats anyone may join", query=ListChats),
     Op("get", "/api/v1/chat/{chat_id}", "One chat"),
     Op("patch", "/api/v1/chat/{chat_id}", "Change a chat (owner)", RoomSettings),
     Op("delete", "/api/v1/chat/{chat_id}", "Delete a chat and its data (owner)", ok=204),
@@ -59,13 +60,15 @@ OPERATIONS = [
     Op("post", "/api/v1/documents", "Upload knowledge-base documents", multipart=True, ok=202),
     Op("get", "/api/v1/documents", "The user's documents"),
     Op("get", "/api/v1/documents/{document_id}", "One document"),
+    Op("get", "/api/v1/documents/{document_id}/content", "Download a document"),
     Op("delete", "/api/v1/documents/{document_id}", "Delete a document", ok=204),
     Op("get", "/api/v1/messages/{message_id}/usage", "Usage of one message"),
     Op("get", "/api/v1/model", "The model catalog", query=ModelPage),
     Op("post", "/api/v1/aisuite/chat", "OpenAI-shaped chat completion", ChatCompletion),
     Op("post", "/api/v1/run", "Ask once (stateless, or in a chat)", Run),
     Op("get", "/api/v1/session_id", "A new room id for the plain WebSocket"),
-    Op("get", "/api/v1/metrics", "Questions, answers, latency, tokens, cost (all for admins)"),
+    Op("get", "/api/v1/metrics", "Questions, answers, latency, tokens, cost (all for admins)",
+       query=MetricsQuery),
     Op("get", "/api/v1/metrics/sessions/{chat_id}", "The same for one chat"),
     Op("get", "/internal/health", "Backend health", auth=False),
 ]

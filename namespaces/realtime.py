@@ -16,6 +16,7 @@ from app.schemas import (
     SendMessage,
     StopGeneration,
     Typing,
+    UpdateMember,
     UpdateRoom,
     parse,
 )
@@ -37,6 +38,7 @@ class RealtimeNamespace(BaseNamespace):
             "update_room": self._update_room,
             "invite": self._invite,
             "remove_member": self._remove_member,
+            "update_member": self._update_member,
             "stop_generation": self._stop_generation,
             "regenerate": self._regenerate,
         }.items():
@@ -85,6 +87,11 @@ class RealtimeNamespace(BaseNamespace):
     async def _remove_member(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
         req = parse(RemoveMember, payload)
         room = await self._rooms.remove_member(who, req.room_id, req.user_id)
+        return {"room": room.model_dump(mode="json")}
+
+    async def _update_member(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
+        req = parse(UpdateMember, payload)
+        room = await self._rooms.update_member(who, req.room_id, req.user_id, req.role)
         return {"room": room.model_dump(mode="json")}
 
     async def _stop_generation(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:

@@ -70,7 +70,15 @@ class RoomStore:
         self, user_id: str, cursor: str | None, limit: int
     ) -> tuple[list[Room], str | None]:
         """The user's rooms, newest activity first, and the next page's cursor."""
-        query: Doc = {"member_ids": user_id}
+        return await self._page({"member_ids": user_id}, cursor, limit)
+
+    async def list_public(self, cursor: str | None, limit: int) -> tuple[list[Room], str | None]:
+        """Public rooms, newest activity first, and the next page's cursor."""
+        return await self._page({"visibility": "public"}, cursor, limit)
+
+    async def _page(
+        self, query: Doc, cursor: str | None, limit: int
+    ) -> tuple[list[Room], str | None]:
         if cursor:
             when, rid = decode_cursor(cursor)
             query["$or"] = [
@@ -106,6 +114,18 @@ class RoomStore:
                 "$addToSet": {"member_ids": member.user_id},
                 "$set": {"updated_at": now},
             },
+            return_document=ReturnDocument.AFTER,
+        )
+        return room_from_doc(doc) if doc else None
+
+    async def set_member_role(
+        self, room_id: str, user_id: str, role: str, now: datetime
+    ) -> Room | None:
+        """Change a member's role; the updated room (None if not a member)."""
+        doc = await self._rooms.find_one_and_update(
+            {"_id": room_id, "member_ids": user_id},
+            {"$set": {"members.$[m].role": role, "updated_at": now}},
+            array_filters=[{"m.user_id": user_id}],
             return_document=ReturnDocument.AFTER,
         )
         return room_from_doc(doc) if doc else None

@@ -152,6 +152,14 @@ async def test_user_metrics_own_and_per_chat(server: Parlour) -> None:
     latency = mine["latency_ms"]
     assert latency["p50"] is not None and latency["p50"] <= latency["p95"]
     assert mine["time_to_first_token_ms"]["mean"] is not None
+    # Per UTC day, oldest first, with the empty days: today holds both answers.
+    assert len(mine["daily"]) == 30 and mine["daily"][-1]["answers"] == 2
+    assert mine["daily"][-1]["output_tokens"] == 24
+    assert sum(d["answers"] for d in mine["daily"][:-1]) == 0
+    status, week = await server.request("GET", "/api/v1/metrics?days=7", user)
+    assert status == 200 and len(week["daily"]) == 7
+    status, bad = await server.request("GET", "/api/v1/metrics?days=0", user)
+    assert status in (400, 422) and bad["error"]["code"] == "invalid_payload"
     status, theirs = await server.request("GET", "/api/v1/metrics", other)
     assert theirs["questions"] == 0 and theirs["answers"] == 0
     status, chat = await server.request("GET", f"/api/v1/metrics/sessions/{room_id}", user)

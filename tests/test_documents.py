@@ -141,9 +141,17 @@ async def test_other_users_documents_are_not_found(parlour: Parlour) -> None:
     alice, bob = await parlour.signup(), await parlour.signup()
     _, data = await upload_documents(parlour, alice, ("a.txt", b"alice's notes", None))
     doc_id = data["documents"][0]["document_id"]
-    for method in ("GET", "DELETE"):
-        status, body = await parlour.request(method, f"/api/v1/documents/{doc_id}", bob)
+    for method, path in (("GET", ""), ("GET", "/content"), ("DELETE", "")):
+        status, body = await parlour.request(method, f"/api/v1/documents/{doc_id}{path}", bob)
         assert status == 404 and body["error"]["code"] == "not_found"
+    # The owner downloads the bytes back, as an attachment with its type.
+    async with parlour.http.get(
+        f"{parlour.url}/api/v1/documents/{doc_id}/content",
+        headers={"Authorization": f"Bearer {alice.token}"},
+    ) as resp:
+        assert resp.status == 200 and await resp.read() == b"alice's notes"
+        assert resp.content_type == "text/plain"
+        assert resp.headers["Content-Disposition"] == "attachment; filename*=UTF-8''a.txt"
     _, listed = await parlour.request("GET", "/api/v1/documents", bob)
     assert listed == {"documents": []}
     bad = {"Authorization": "Bearer not-a-token"}

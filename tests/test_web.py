@@ -1,34 +1,26 @@
 """The browser client end to end: Playwright driving Debian's chromium against a real Parlour.
 
 Never `playwright install`: the browser is the system's /usr/bin/chromium (apt package
-`chromium`). Each test starts its own Parlour (scripted provider) and opens one browser
+`chromium`). The tests share one Parlour (scripted provider) and open one browser
 context per user, so cookies and localStorage are separate like two people's browsers.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from tests import test_oidc
-from tests.client import Parlour, start_parlour
+from tests.client import Parlour
 from tests.scripted_provider import ScriptedProvider
 from tests.test_oidc import IDP_WARNINGS, idp_user
+from tests.web_fixtures import create_room, needs_chromium, send, sign_up
 
-CHROMIUM = os.environ.get("PARLOUR_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-PASSWORD = "correct horse 1"
 
 # The answer of the scripted model, one word per delta: long enough to watch it grow.
 ANSWER = (
@@ -59,88 +51,21 @@ WATCH_JS = """(known) => {
 }"""
 
 
-# Outside CI a machine without chromium skips these; CI (.ci/run installs it) must run them.
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-    reason=f"no chromium at {CHROMIUM} (apt-get install chromium)",
-)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """One headless Debian chromium for the module."""
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        await browser.close()
+pytestmark = needs_chromium
 
 
 @pytest.fixture
-def scripted() -> ScriptedProvider:
-    return ScriptedProvider(deltas=[w + " " for w in ANSWER_WORDS], delay=0.05)
+def scripted(web_scripted: ScriptedProvider) -> ScriptedProvider:
+    """The module's scripted model (tests/web_fixtures.py), answering ANSWER word by word."""
+    web_scripted.deltas = [w + " " for w in ANSWER_WORDS]
+    web_scripted.delay = 0.05
+    return web_scripted
 
 
 @pytest.fixture
-async def server(make_settings: Any, scripted: ScriptedProvider) -> AsyncIterator[Parlour]:
-    settings = make_settings(llm__default_model="scripted:fixed")
-    server = await start_parlour(settings, providers={"scripted": scripted})
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-async def new_page(browser: Browser) -> AsyncIterator[Any]:
-    """new_page(): a page in a fresh browser context (one per user); all closed after."""
-    contexts = []
-    errors: list[str] = []
-
-    async def make() -> Page:
-        context = await browser.new_context(viewport={"width": 1280, "height": 800})
-        contexts.append(context)
-        page = await context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        return page
-
-    yield make
-    for context in contexts:
-        await context.close()
-    assert errors == [], f"uncaught errors in the page: {errors}"
-
-
-_users = iter(range(1_000_000))
-
-
-async def sign_up(page: Page, server: Parlour, name: str) -> str:
-    """Sign up through the auth screen; returns the email."""
-    email = f"{name.lower()}.{next(_users)}@example.com"
-    await page.goto(server.url + "/")
-    await page.get_by_label("Email", exact=True).fill(email)
-    await page.get_by_label("Password", exact=True).fill(PASSWORD)
-    await page.get_by_label("Name", exact=True).fill(name)
-    await page.get_by_role("button", name="Sign up").click()
-    await expect(page.locator("#me-name")).to_have_text(name)
-    await expect(page.locator("#conn-status")).to_have_text("")  # socket connected
-    return email
-
-
-async def create_room(page: Page, title: str) -> str:
-    """Press "New room", name it; returns the room id (from the address)."""
-    await page.get_by_role("button", name="New room").click()
-    await expect(page.locator("#room-pane")).to_be_visible()
-    title_input = page.get_by_label("Room title")
-    await title_input.fill(title)
-    await title_input.press("Enter")
-    await expect(page.locator("#room-list a[aria-current='page']")).to_contain_text(title)
-    room_id = page.url.split("#/room/", 1)[1]
-    assert room_id
-    return room_id
-
-
-async def send(page: Page, text: str) -> None:
-    await page.get_by_label("Message", exact=True).fill(text)
-    await page.get_by_role("button", name="Send").click()
+def server(web_server: Parlour) -> Parlour:
+    """The module's Parlour: each test signs up its own users and rooms."""
+    return web_server
 
 
 async def known_ids(page: Page) -> list[str]:

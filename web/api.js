@@ -27,6 +27,22 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * The server's own sentence for a refused action ("The room is full."), or the code's
+ * sentence when the server gave none (network errors, timeouts).
+ */
+export function serverSentence(err) {
+  const code = (err && err.code) || "internal";
+  const msg = err && typeof err.message === "string" ? err.message.trim() : "";
+  if (!msg || msg === code || code === "network" || code === "timeout" || code === "internal" || /^HTTP \d+$/.test(msg)) {
+    return SENTENCES[code] || SENTENCES.internal;
+  }
+  // "the room is full" → "The room is full."; a name first ("notes.txt: ...") stays as it is.
+  const first = msg.split(/[\s:]/, 1)[0];
+  const text = /^[a-z]+$/.test(first) ? msg.charAt(0).toUpperCase() + msg.slice(1) : msg;
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
 /** A sentence for a person, from an ApiError, an ack error `{code, message}` or anything thrown. */
 export function describeError(err, overrides = {}) {
   const code = (err && err.code) || "internal";
@@ -150,31 +166,72 @@ export async function logout() {
   }
 }
 
+const enc = encodeURIComponent;
+
 export async function listRooms() {
-  const data = await request("GET", "/chat?limit=50");
-  return data.chats || [];
+  return (await request("GET", "/chat?limit=100")).chats;
 }
 
-/** The model catalogue; an empty list when the route is missing or fails. */
+/** A page of public rooms: {chats, next_cursor}. */
+export function listPublicRooms(cursor = null) {
+  return request("GET", `/chat/public?limit=50${cursor ? `&cursor=${enc(cursor)}` : ""}`);
+}
+
+/** The model catalogue; an empty list when it cannot be read (the picker then shows the room's model). */
 export async function listModels() {
   try {
-    const data = await request("GET", "/model?page=1&page_size=100");
-    return Array.isArray(data.models) ? data.models : [];
+    return (await request("GET", "/model?page=1&page_size=100")).models;
   } catch {
     return [];
   }
 }
 
+export async function listDocuments() {
+  return (await request("GET", "/documents")).documents;
+}
+
+export function getDocument(id) {
+  return request("GET", `/documents/${enc(id)}`);
+}
+
+export function deleteDocument(id) {
+  return request("DELETE", `/documents/${enc(id)}`);
+}
+
+export const documentUrl = (id) => `${API}/documents/${enc(id)}/content`;
+
+export async function listFiles(chatId) {
+  return (await request("GET", `/chat/${enc(chatId)}/files`)).files;
+}
+
+export function deleteFile(chatId, fileId) {
+  return request("DELETE", `/chat/${enc(chatId)}/files/${enc(fileId)}`);
+}
+
+export const fileUrl = (chatId, fileId) => `${API}/chat/${enc(chatId)}/files/${enc(fileId)}`;
+
+export function deleteRoom(chatId) {
+  return request("DELETE", `/chat/${enc(chatId)}`);
+}
+
+export function metrics(days = 30) {
+  return request("GET", `/metrics?days=${days}`);
+}
+
 /**
- * Upload files to a chat (multipart field `files`). XHR, for upload progress:
- * onProgress(fraction 0..1). Resolves with the server's file records.
+ * Upload files (multipart field `files`) to a chat (`{scope: "room", room_id}`) or to the
+ * documents (`{scope: "documents"}`). XHR, for upload progress: onProgress(fraction 0..1).
+ * Resolves with the server's records.
  */
-export function upload(chatId, files, onProgress, retry = true) {
+export function upload(target, files, onProgress, retry = true) {
+  const room = target.scope === "room";
+  const path = room ? `/chat/${enc(target.room_id)}/upload` : "/documents";
+  const key = room ? "files" : "documents";
   return new Promise((resolve, reject) => {
     const form = new FormData();
     for (const f of files) form.append("files", f, f.name);
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", `${API}/chat/${encodeURIComponent(chatId)}/upload`);
+    xhr.open("POST", API + path);
     xhr.withCredentials = true;
     if (accessToken) xhr.setRequestHeader("Authorization", `Bearer ${accessToken}`);
     xhr.setRequestHeader("Accept", "application/json");
@@ -184,9 +241,9 @@ export function upload(chatId, files, onProgress, retry = true) {
       let body = null;
       try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
       if (xhr.status === 401 && retry) {
-        refresh().then(() => upload(chatId, files, onProgress, false)).then(resolve, reject);
+        refresh().then(() => upload(target, files, onProgress, false)).then(resolve, reject);
       } else if (xhr.status >= 200 && xhr.status < 300) {
-        resolve((body && (body.files || body.documents)) || []);
+        resolve(body[key]);
       } else {
         reject(errorFromResponse(xhr.status, body));
       }

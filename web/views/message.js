@@ -1,5 +1,8 @@
-// Message elements, Markdown and small formatting helpers.
+// One message element (or a reply being written), Markdown rendered safely.
 // window.markdownit comes from vendor/markdown-it.min.js.
+
+import { formatUsage } from "../lib/format.js";
+import { formatTime, h } from "./dom.js";
 
 // html: false escapes any HTML in the text; linkify off; images off (no remote pixels).
 const md = window.markdownit({ html: false, linkify: false, typographer: false, breaks: true });
@@ -17,51 +20,6 @@ export function markdown(text) {
   return md.render(text || "");
 }
 
-/** Create an element: h("li.msg", {dataset: {...}, text: "..."}, child...). */
-export function h(spec, props = {}, ...children) {
-  const [tag, ...classes] = spec.split(".");
-  const el = document.createElement(tag);
-  if (classes.length) el.className = classes.join(" ");
-  for (const [k, v] of Object.entries(props)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "text") el.textContent = v;
-    else if (k === "dataset") Object.assign(el.dataset, v);
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
-  return el;
-}
-
-export function formatTime(iso) {
-  const d = iso ? new Date(iso) : null;
-  if (!d || Number.isNaN(d.getTime())) return "";
-  const sameDay = d.toDateString() === new Date().toDateString();
-  return sameDay
-    ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-    : d.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
-}
-
-export function formatCost(usd) {
-  const n = Number(usd);
-  if (!Number.isFinite(n)) return "";
-  if (n === 0) return "$0";
-  if (n < 0.01) return `$${n.toPrecision(2)}`;
-  return `$${n.toFixed(n < 1 ? 3 : 2)}`;
-}
-
-const num = (n) => Number(n || 0).toLocaleString();
-
-/** "120 in · 56 out · 100 cached tokens · $0.00041" */
-export function formatUsage(usage) {
-  if (!usage) return "";
-  const parts = [`${num(usage.input_tokens)} in`, `${num(usage.output_tokens)} out`];
-  if (usage.cached_tokens) parts.push(`${num(usage.cached_tokens)} cached`);
-  let text = `${parts.join(" · ")} tokens`;
-  if (usage.cost_usd !== undefined && usage.cost_usd !== null) text += ` · ${formatCost(usage.cost_usd)}`;
-  return text;
-}
-
 const STATE_LABELS = {
   streaming: "Writing…",
   cancelled: "Stopped",
@@ -70,8 +28,8 @@ const STATE_LABELS = {
 
 /** Build or refresh the element of a message (or of a streaming reply). */
 export function renderMessage(el, msg, { me, streamingText } = {}) {
-  const role = msg.role || "assistant";
-  const status = msg.status || "complete";
+  const role = msg.role;
+  const status = msg.status;
   if (!el) {
     el = h("li.msg", {},
       h("div.msg-head", {}, h("span.msg-author"), h("time.msg-time"), h("span.msg-state")),
@@ -109,14 +67,14 @@ export function renderMessage(el, msg, { me, streamingText } = {}) {
   const extra = el.querySelector(".msg-extra");
   extra.replaceChildren();
   if (role === "assistant" && status !== "streaming") {
-    const sources = Array.isArray(msg.sources) ? msg.sources : [];
+    const sources = msg.sources || [];
     if (sources.length) {
       extra.append(h("details.msg-sources", {},
         h("summary", { text: `Sources (${sources.length})` }),
         h("ol", {}, ...sources.map((s) => h("li", {},
-          h("strong", { text: `${s.filename || s.document_id || "document"}` }),
-          h("span.muted", { text: s.chunk_index !== undefined ? ` · part ${Number(s.chunk_index) + 1}` : "" }),
-          h("p", { text: String(s.snippet || "").slice(0, 400) }))))));
+          h("strong", { text: s.filename }),
+          h("span.muted", { text: ` · part ${Number(s.chunk_index) + 1}` }),
+          h("p", { text: String(s.snippet).slice(0, 400) }))))));
     }
     if (msg.usage) extra.append(h("p.msg-usage", { text: formatUsage(msg.usage) }));
   }
