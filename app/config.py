@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -214,7 +215,10 @@ def _describe(err: ValidationError) -> str:
     lines = []
     for item in err.errors():
         key = ".".join(str(part) for part in item["loc"])
-        lines.append(f"{key}: {item['msg']}")
+        # Name the environment variable when the bad value came from there.
+        var = "PARLOUR_" + key.replace(".", "__").upper()
+        source = f" (set by {var})" if var in os.environ else ""
+        lines.append(f"{key}: {item['msg']}{source}")
     return "; ".join(lines)
 
 

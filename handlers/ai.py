@@ -14,7 +14,8 @@ from pydantic import Field
 from app.errors import AppError, error_from_exception, invalid
 from app.ids import new_id
 from app.llm.base import ChatMessage, ChatParams, StreamEnd, TokenUsage
-from app.schemas import Payload, parse
+from app.models import WS_SESSION
+from app.schemas import CreateRoom, Payload, parse
 from handlers.common import body, form, json_response, principal, query, services
 
 
@@ -101,8 +102,10 @@ async def chat_metrics(request: web.Request) -> web.Response:
 
 
 async def session_id(request: web.Request) -> web.Response:
-    room_id = await services(request).ask.new_session(principal(request), "WebSocket session")
-    return json_response({"session_id": room_id})
+    room = await services(request).rooms.create_room(
+        principal(request), CreateRoom(title="WebSocket session"), kind=WS_SESSION
+    )
+    return json_response({"session_id": room.room_id})
 
 
 async def aisuite_chat(request: web.Request) -> web.StreamResponse:

@@ -9,7 +9,7 @@ from typing import Any
 from pymongo import DESCENDING, ReturnDocument
 
 from app.errors import invalid
-from app.models import Member, Room
+from app.models import WS_SESSION, Member, Room
 from storage.mongo import Mongo
 
 Doc = dict[str, Any]
@@ -70,7 +70,8 @@ class RoomStore:
         self, user_id: str, cursor: str | None, limit: int
     ) -> tuple[list[Room], str | None]:
         """The user's rooms, newest activity first, and the next page's cursor."""
-        query: Doc = {"member_ids": user_id}
+        # Plain-WebSocket sessions are rooms too, but not chats the user made.
+        query: Doc = {"member_ids": user_id, "kind": {"$ne": WS_SESSION}}
         if cursor:
             when, rid = decode_cursor(cursor)
             query["$or"] = [

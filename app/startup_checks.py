@@ -1,0 +1,82 @@
+"""Checks `parlour serve` makes before the slow part of startup, each failing in one sentence."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from pathlib import Path
+
+from app.config import Settings
+from app.node_file import running_node
+
+PORT_HINT = "choose another with --port (or PARLOUR_SERVER__PORT)"
+
+
+class StartupCheckError(Exception):
+    """Startup cannot go on; the message says what to change."""
+
+
+def check_data_dir_free(settings: Settings) -> None:
+    """Refuse a second server on a data directory whose embedded database is in use."""
+    data_dir = settings.data_dir.resolve()
+    node = running_node(data_dir)
+    if node is not None and settings.mongo.uri is None:
+        raise StartupCheckError(
+            f"another parlour (pid {node.pid}, {node.url}) is using {data_dir} and its "
+            "embedded database: stop it first, or give this server its own --data-dir"
+        )
+
+
+def bind_socket(host: str, port: int, data_dir: Path) -> socket.socket:
+    """A socket bound to host:port now, so a busy port fails at once, not after the boot.
+
+    It is not listening yet: aiohttp starts listening once every resource is open.
+    """
+    try:
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise StartupCheckError(
+            f"server.host {host!r} is not a known address ({exc.strerror}); "
+            "use e.g. 127.0.0.1 or 0.0.0.0"
+        ) from exc
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise StartupCheckError(_bind_error(host, port, exc, data_dir)) from exc
+    return sock
+
+
+def _bind_error(host: str, port: int, exc: OSError, data_dir: Path) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        node = running_node(data_dir.resolve())
+        who = f" by parlour pid {node.pid}" if node is not None else ""
+        return (
+            f"port {port} on {host} is already in use{who}: stop what is using it, or "
+            f"{PORT_HINT}"
+        )
+    if exc.errno == errno.EACCES:
+        return f"port {port} needs administrator rights: {PORT_HINT} (above 1023)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"server.host {host!r} is not an address of this machine: use 127.0.0.1, "
+            "or 0.0.0.0 for every interface"
+        )
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def local_url(sock: socket.socket) -> str:
+    """The URL a client on this machine uses to reach a bound socket."""
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
