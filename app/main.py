@@ -93,7 +93,15 @@ async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
     uri = settings.mongo.uri
     if uri is None:
         embedded = EmbeddedMongo(settings.data_dir.resolve() / "mongo")
-        uri = await embedded.start()
+        try:
+            uri = await embedded.start()
+        except RuntimeError as exc:
+            last = (str(exc).strip().splitlines() or [""])[-1][:200]
+            raise StartupError(
+                f"the embedded database in {embedded.storage_path} did not start ({last}); "
+                "is another process using this data directory? "
+                f"see {settings.data_dir.resolve() / 'secantusdb.log'}"
+            ) from exc
     mongo = Mongo(uri, settings.mongo.database, settings.mongo.timeout_seconds)
     try:
         await mongo.connect()
