@@ -13,7 +13,8 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 # Third-party loggers that log every request at INFO (httpx: each health probe of the
 # local model; openai, urllib3, aiohttp.access: each call): only their warnings show.
 QUIET_LOGGERS = (
-    "engineio.server", "socketio.server", "aiohttp.access", "pymongo", "httpx", "httpcore",
+    "engineio.server", "socketio.server", "aiohttp.access", "pymongo", "httpx", "httpx2",
+    "httpcore", "httpcore2",
     "openai", "urllib3", "botocore", "aiobotocore", "pinecone",
 )
 

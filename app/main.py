@@ -36,6 +36,7 @@ from app.keys import (
     SIO,
     VECTORS,
 )
+from app.limits import transport_cap_bytes
 from app.llm.base import Provider
 from app.llm.local_server import LocalLlamaServer, LocalServerError, locate
 from app.llm.registry import ProviderRegistry, build_registry
@@ -47,6 +48,7 @@ from app.rag.ingest import Ingestor
 from app.rag.retrieval import RagRetriever, RecallIndexer
 from app.rooms import RoomService
 from app.services import Services
+from app.stateless import StatelessAsk
 from app.tokens import TokenIssuer, load_or_create_secret
 from app.usage import UsageService
 from handlers.common import cors_middleware, error_middleware
@@ -270,7 +272,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     files = FileService(settings.limits, file_store, blobs, vectors, rooms, metrics, ingestor.wake)
     recall = RecallIndexer(mongo, message_store, vectors, embedder)
-    engine.retriever = RagRetriever(settings.vectors, file_store, vectors, embedder, recall)
+    retriever = RagRetriever(settings.vectors, file_store, vectors, embedder, recall)
+    engine.retriever = retriever
     rooms.on_delete += [files.on_room_deleted, recall.forget]
     rooms.files_of_room = files.files_of_chat
     health.register("blobs", lambda: _ping(blobs.ping()))
@@ -284,11 +287,12 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     sio.register_namespace(realtime)
     sio.register_namespace(BaseNamespace(DEFAULT, issuer, connections, emitter, metrics))
 
+    ask = AskService(rooms, engine)
     app[SERVICES] = Services(
         settings=settings, node_id=node_id, metrics=metrics, mongo=mongo, issuer=issuer,
         auth=auth, rooms=rooms, health=health, engine=engine, registry=app[REGISTRY],
-        ask=AskService(rooms, engine), usage=UsageService(mongo, rooms), files=files,
-        oidc=oidc,
+        ask=ask, usage=UsageService(mongo, rooms), files=files, oidc=oidc,
+        stateless=StatelessAsk(settings.limits, settings.assistant.name, ask, retriever),
     )
     await control.start()
     await presence.start()
@@ -342,7 +346,10 @@ def create_app(
     middlewares = [error_middleware]
     if settings.server.cors_origins:
         middlewares.insert(0, cors_middleware(settings.server.cors_origins))
-    app = web.Application(middlewares=middlewares, client_max_size=2 * 1024 * 1024)
+    # One hard cap for a JSON body, a Socket.IO event and a WebSocket frame, well above
+    # limits.max_message_chars: a long message is refused by validation, not dropped.
+    cap = transport_cap_bytes(settings.limits)
+    app = web.Application(middlewares=middlewares, client_max_size=cap)
     app[SETTINGS] = settings
     app[EXTRA_PROVIDERS] = dict(providers or {})
     manager = (
@@ -355,7 +362,7 @@ def create_app(
         client_manager=manager,
         cors_allowed_origins=settings.server.cors_origins or None,
         cors_credentials=True,
-        max_http_buffer_size=1_000_000,
+        max_http_buffer_size=cap,
         logger=False,
         engineio_logger=False,
     )

@@ -18,6 +18,7 @@ from app.errors import (
 )
 from app.events import Emitter, room_channel
 from app.ids import new_id
+from app.limits import check_message_chars
 from app.models import Author, Member, Message, Principal, Room, User, utcnow
 from app.room_hooks import InviteBook, NoHooks, RoomHooks
 from app.schemas import CreateRoom, Invite, RoomSettings, SendMessage
@@ -281,11 +282,7 @@ class RoomService:
 
     async def send_message(self, principal: Principal, req: SendMessage) -> Message:
         """Store a user message (idempotent on client_msg_id) and broadcast it."""
-        if len(req.content) > self._limits.max_message_chars:
-            raise AppError(
-                PAYLOAD_TOO_LARGE,
-                f"content: at most {self._limits.max_message_chars} characters",
-            )
+        check_message_chars(len(req.content), self._limits, "content")
         if not req.content.strip() and not req.file_ids:
             raise invalid("content: must not be empty")
         room = await self.load(principal, req.room_id, write=True)

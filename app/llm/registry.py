@@ -145,7 +145,10 @@ def build_registry(
     if local_url:
         embedded_key = None if configured_local else local_api_key
         key = embedded_key or os.environ.get(_env_key_for("local")) or NO_KEY
-        providers["local"] = OpenAICompatProvider("local", local_url, key, timeout_seconds=timeout)
+        providers["local"] = OpenAICompatProvider(
+            "local", local_url, key, timeout_seconds=timeout,
+            context_setting=None if configured_local else "llm.local_context_window",
+        )
     else:
         unavailable["local"] = (
             "local is not configured: the embedded llama.cpp server is not running "
