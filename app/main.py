@@ -177,6 +177,9 @@ async def llm_ctx(app: web.Application) -> AsyncIterator[None]:
         app[EXTRA_PROVIDERS],
         local_api_key=local.api_key if local is not None else None,
     )
+    notice = registry.demo_notice()
+    if notice is not None:
+        log.warning("%s", notice)
     if registry.default_model() is None:
         log.warning(
             "no LLM provider is configured: the assistant cannot answer. Run `make install` "

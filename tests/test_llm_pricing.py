@@ -107,6 +107,8 @@ def test_catalog_pages_cover_every_model_once(llm_env: pytest.MonkeyPatch) -> No
         "output_per_mtok",
         "cached_per_mtok",
         "available",
+        "demo",
+        "notice",
     }
     with pytest.raises(AppError) as err:
         registry.catalog(page=0, page_size=7)

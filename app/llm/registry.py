@@ -83,6 +83,14 @@ class ProviderRegistry:
                 return info.id
         return None
 
+    def demo_notice(self) -> str | None:
+        """A warning when the default model is a demo model (logged at startup)."""
+        model = self.default_model()
+        info = self.models.get(model) if model else None
+        if info is None or info.notice is None:
+            return None
+        return f"the assistant answers with {model}. {info.notice}"
+
     def model_info(self, model_id: str) -> ModelInfo | None:
         """The catalog entry of `model_id`, if listed."""
         return self.models.get(model_id)
@@ -95,7 +103,8 @@ class ProviderRegistry:
         """One page (1-based) of catalog models with their `available` flag, and the total."""
         if page < 1 or page_size < 1:
             raise AppError(INVALID_PAYLOAD, "page and page_size must be at least 1")
-        models = self.models.models()
+        # Models that can answer here come first (the sort keeps file order otherwise).
+        models = sorted(self.models.models(), key=lambda m: not self.is_available(m.provider))
         start = (page - 1) * page_size
         chosen = models[start : start + page_size]
         return [m.as_dict(available=self.is_available(m.provider)) for m in chosen], len(models)
