@@ -30,7 +30,7 @@ from app.keys import MONGO, SERVICES
 from app.logs import setup_logging
 from app.main import StartupError, create_app
 from app.node_file import NodeInfo, remove_node, running_node, write_node
-from app.startup_checks import StartupCheckError, bind_socket, check_data_dir_free, local_url
+from app.startup_checks import StartupCheckError, bind_sockets, check_data_dir_free, local_url
 
 HEALTH_TIMEOUT = 10.0
 
@@ -68,7 +68,7 @@ def serve(args: argparse.Namespace) -> int:
     check_data_dir_free(settings)
     # Bound before the resources start (seconds with the local model): a busy port is
     # reported at once.
-    sock = bind_socket(settings.server.host, settings.server.port, data_dir)
+    socks = bind_sockets(settings.server.host, settings.server.port, data_dir)
     app = create_app(settings)
     pid = os.getpid()
 
@@ -76,7 +76,7 @@ def serve(args: argparse.Namespace) -> int:
         # Runs after every cleanup_ctx resource is open (the node id and database exist).
         embedded = app[MONGO].uri if settings.mongo.uri is None else None
         write_node(data_dir, NodeInfo(
-            url=local_url(sock), pid=pid, node_id=app[SERVICES].node_id,
+            url=local_url(socks[0]), pid=pid, node_id=app[SERVICES].node_id,
             version=__version__, mongo_uri=embedded,
         ))
 
@@ -88,7 +88,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         web.run_app(
             app,
-            sock=sock,
+            sock=socks,
             shutdown_timeout=settings.server.shutdown_timeout_seconds,
             loop=uvloop.new_event_loop(),
             access_log=None,
@@ -96,7 +96,8 @@ def serve(args: argparse.Namespace) -> int:
         )
     finally:
         remove_node(data_dir, pid)
-        sock.close()
+        for sock in socks:
+            sock.close()
     return 0
 
 

@@ -27,10 +27,11 @@ def check_data_dir_free(settings: Settings) -> None:
         )
 
 
-def bind_socket(host: str, port: int, data_dir: Path) -> socket.socket:
-    """A socket bound to host:port now, so a busy port fails at once, not after the boot.
+def bind_sockets(host: str, port: int, data_dir: Path) -> list[socket.socket]:
+    """Sockets bound to host:port now, so a busy port fails at once, not after the boot.
 
-    It is not listening yet: aiohttp starts listening once every resource is open.
+    One per address the host resolves to (`localhost`: 127.0.0.1 and ::1). They are not
+    listening yet: aiohttp starts listening once every resource is open.
     """
     try:
         infos = socket.getaddrinfo(
@@ -41,15 +42,27 @@ def bind_socket(host: str, port: int, data_dir: Path) -> socket.socket:
             f"server.host {host!r} is not a known address ({exc.strerror}); "
             "use e.g. 127.0.0.1 or 0.0.0.0"
         ) from exc
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        raise StartupCheckError(_bind_error(host, port, exc, data_dir)) from exc
-    return sock
+    bound: list[socket.socket] = []
+    seen: set[tuple[int, object]] = set()
+    for family, kind, proto, _, address in infos:
+        if (family, address) in seen:
+            continue
+        seen.add((family, address))
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            sock.bind((address[0], port, *address[2:]))
+        except OSError as exc:
+            sock.close()
+            for other in bound:
+                other.close()
+            raise StartupCheckError(_bind_error(host, port, exc, data_dir)) from exc
+        if port == 0:  # the other addresses take the port the first one got
+            port = sock.getsockname()[1]
+        bound.append(sock)
+    return bound
 
 
 def _bind_error(host: str, port: int, exc: OSError, data_dir: Path) -> str:

@@ -81,20 +81,22 @@ def test_readme_lists_runnable_examples() -> None:
 
 def test_readme_blocks_run_as_printed(served: tuple[Path, int, dict[str, str]]) -> None:
     cwd, port, env = served
-    outputs = []
-    for block in blocks("sh"):
+    shell, python = [], []
+    for language, block in FENCE.findall(README.read_text()):  # in the README's order
         code = as_run_here(block, port)
-        if code.strip():
-            outputs.append(run(["bash", "-euo", "pipefail", "-c", code], cwd, env))
-    shell = "\n".join(outputs)
-    assert '"answer"' in shell and '"error"' not in shell  # the /run example answered
-    assert "created admin root@example.com" in shell
-    assert "ada@example.com is now an admin" in shell
-    assert f"running, pid" in shell and "status:" in shell  # check asked the server
+        if language == "sh" and code.strip():
+            shell.append(run(["bash", "-euo", "pipefail", "-c", code], cwd, env))
+        elif language == "python":
+            python.append(run([sys.executable, "-c", code], cwd, env))
+    said = "\n".join(shell)
+    assert '"answer"' in said and '"error"' not in said  # the /run example answered
+    assert "created admin root@example.com" in said
+    assert "ada@example.com is now an admin" in said
+    assert "server:  running, pid" in said and "status:" in said  # check asked the server
 
-    (example,) = blocks("python")
-    out = run([sys.executable, "-c", as_run_here(example, port)], cwd, env)
-    assert "token for grace@example.com" in out and "token for alan@example.com" in out
-    assert "alan sees grace: @assistant" in out
+    (out,) = python
+    assert "token for grace@example.com: from POST /api/v1/auth/signup" in out
+    assert "token for alan@example.com: from POST /api/v1/auth/signup" in out
+    assert "alan sees grace: @assistant what is a parlour?" in out
     answer = out.split("assistant:", 1)[1].strip()
     assert answer, out  # the assistant answered in the shared room, streamed to alan
