@@ -24,7 +24,9 @@ async def allowed_methods(request: web.Request) -> set[str]:
     return allowed
 
 
-async def method_not_allowed(request: web.Request, fallback: set[str] | None = None) -> web.Response:
+async def method_not_allowed(
+    request: web.Request, fallback: set[str] | None = None
+) -> web.Response:
     """405 naming the methods that work, or 404 `not_found` when no route has this path.
 
     `fallback`: methods the catch-all itself serves on this path (the web client's GET).

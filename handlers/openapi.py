@@ -10,9 +10,9 @@ from pydantic import BaseModel
 
 from app import __version__
 from app.schemas import CreateRoom, Login, RefreshRequest, RoomSettings, Signup
+from handlers import openapi_responses as R
 from handlers.ai import ChatCompletion, ModelPage, Run
 from handlers.chats import ListChats, ListMessages
-from handlers import openapi_responses as R
 from handlers.common import json_response
 from handlers.oidc import OIDCCallback, OIDCLogin
 

@@ -10,8 +10,8 @@ from aiohttp import WSMsgType, web
 from pydantic import Field
 
 from app.assistant.ask import AskService
-from app.limits import transport_cap_bytes
 from app.errors import UNAUTHORIZED, AppError, error_from_exception, invalid
+from app.limits import transport_cap_bytes
 from app.models import Principal
 from app.schemas import Payload, parse
 from handlers.common import bearer_token, services
