@@ -94,6 +94,12 @@ async def accounts(settings: Settings) -> AsyncIterator[Accounts]:
         node = running_node(data_dir)
         if node is not None and node.mongo_uri:
             uri, where = node.mongo_uri, f"the running server's database (pid {node.pid})"
+        elif node is not None:
+            raise CliError(
+                f"the server running on {data_dir} (pid {node.pid}) uses a MongoDB from its "
+                "own configuration: run this command with the same mongo.uri "
+                "(PARLOUR_MONGO__URI or --config)"
+            )
         else:
             embedded = EmbeddedMongo(data_dir / "mongo")
             try:

@@ -96,7 +96,7 @@ class VectorSettings(_Section):
     pinecone_host: str | None = None
     pinecone_index: str = "parlour"
     top_k: int = Field(5, ge=1, le=50)
-    min_score: float = Field(0.2, ge=-1, le=1)
+    min_score: float = Field(0.4, ge=-1, le=1)
     recall_top_k: int = Field(3, ge=0, le=20)
     recall_skip_recent: int = Field(20, ge=0)
 
