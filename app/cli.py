@@ -12,8 +12,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from app import __version__
 from app.cli_users import (
     CliError,
@@ -26,11 +24,9 @@ from app.cli_users import (
 from app.config import ConfigError, Settings, load_settings
 from app.config_env import unknown_variables
 from app.errors import AppError
-from app.keys import MONGO, SERVICES
 from app.logs import setup_logging
-from app.main import StartupError, create_app
 from app.node_file import NodeInfo, remove_node, running_node, write_node
-from app.startup_checks import StartupCheckError, bind_sockets, check_data_dir_free, local_url
+from app.startup_checks import StartupError, bind_sockets, check_data_dir_free, local_url
 
 HEALTH_TIMEOUT = 10.0
 
@@ -62,7 +58,12 @@ def serve(args: argparse.Namespace) -> int:
     """Run the server until SIGINT/SIGTERM."""
     settings = _settings(args)
     setup_logging(settings.server.log_format, settings.server.log_level, settings.server.production)
+    # The server's modules load only for the commands that need them (a quick CLI).
     import uvloop
+    from aiohttp import web
+
+    from app.keys import MONGO, SERVICES
+    from app.main import create_app
 
     data_dir = settings.data_dir.resolve()
     check_data_dir_free(settings)
@@ -141,6 +142,10 @@ def check(args: argparse.Namespace) -> int:
         _print_report(report)
         return 0 if report["status"] != "down" else 1
     print("server:  not running; starting the backends here to test them")
+    from aiohttp import web
+
+    from app.keys import SERVICES
+    from app.main import create_app
 
     async def work() -> int:
         runner = web.AppRunner(create_app(settings))
@@ -233,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except (ConfigError, StartupError, StartupCheckError, CliError, AppError) as exc:
+    except (ConfigError, StartupError, CliError, AppError) as exc:
         print(f"parlour: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -48,6 +48,7 @@ from app.rag.ingest import Ingestor
 from app.rag.retrieval import RagRetriever, RecallIndexer
 from app.rooms import RoomService
 from app.services import Services
+from app.startup_checks import StartupError
 from app.stateless import StatelessAsk
 from app.tokens import TokenIssuer, load_or_create_secret
 from app.usage import UsageService
@@ -82,10 +83,6 @@ from storage.vectors import build_vector_store
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-
-
-class StartupError(Exception):
-    """A configured backend cannot be used; the message says what to fix."""
 
 
 async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:

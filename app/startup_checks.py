@@ -12,8 +12,9 @@ from app.node_file import running_node
 PORT_HINT = "choose another with --port (or PARLOUR_SERVER__PORT)"
 
 
-class StartupCheckError(Exception):
-    """Startup cannot go on; the message says what to change."""
+class StartupError(Exception):
+    """Startup cannot go on (a backend, the port, the data directory); the message says
+    what to change. Raised here before the resources start, and by app.main while they do."""
 
 
 def check_data_dir_free(settings: Settings) -> None:
@@ -21,7 +22,7 @@ def check_data_dir_free(settings: Settings) -> None:
     data_dir = settings.data_dir.resolve()
     node = running_node(data_dir)
     if node is not None and settings.mongo.uri is None:
-        raise StartupCheckError(
+        raise StartupError(
             f"another parlour (pid {node.pid}, {node.url}) is using {data_dir} and its "
             "embedded database: stop it first, or give this server its own --data-dir"
         )
@@ -38,7 +39,7 @@ def bind_sockets(host: str, port: int, data_dir: Path) -> list[socket.socket]:
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
     except socket.gaierror as exc:
-        raise StartupCheckError(
+        raise StartupError(
             f"server.host {host!r} is not a known address ({exc.strerror}); "
             "use e.g. 127.0.0.1 or 0.0.0.0"
         ) from exc
@@ -58,7 +59,7 @@ def bind_sockets(host: str, port: int, data_dir: Path) -> list[socket.socket]:
             sock.close()
             for other in bound:
                 other.close()
-            raise StartupCheckError(_bind_error(host, port, exc, data_dir)) from exc
+            raise StartupError(_bind_error(host, port, exc, data_dir)) from exc
         if port == 0:  # the other addresses take the port the first one got
             port = sock.getsockname()[1]
         bound.append(sock)
