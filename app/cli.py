@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -58,6 +59,19 @@ def serve(args: argparse.Namespace) -> int:
     """Run the server until SIGINT/SIGTERM."""
     settings = _settings(args)
     setup_logging(settings.server.log_format, settings.server.log_level, settings.server.production)
+    data_dir = settings.data_dir.resolve()
+    check_data_dir_free(settings)
+    # Bound before anything slow (imports, the database, the local model): a busy port
+    # is reported at once.
+    socks = bind_sockets(settings.server.host, settings.server.port, data_dir)
+    try:
+        return _serve(settings, socks)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _serve(settings: Settings, socks: list[socket.socket]) -> int:
     # The server's modules load only for the commands that need them (a quick CLI).
     import uvloop
     from aiohttp import web
@@ -66,10 +80,6 @@ def serve(args: argparse.Namespace) -> int:
     from app.main import create_app
 
     data_dir = settings.data_dir.resolve()
-    check_data_dir_free(settings)
-    # Bound before the resources start (seconds with the local model): a busy port is
-    # reported at once.
-    socks = bind_sockets(settings.server.host, settings.server.port, data_dir)
     app = create_app(settings)
     pid = os.getpid()
 
@@ -97,8 +107,6 @@ def serve(args: argparse.Namespace) -> int:
         )
     finally:
         remove_node(data_dir, pid)
-        for sock in socks:
-            sock.close()
     return 0
 
 
