@@ -69,8 +69,8 @@ async def test_no_demo_warning_with_a_real_default(
 
 
 @pytest.fixture
-def logging_as_served() -> Iterator[None]:
-    """`parlour serve`'s logging at INFO; the test session's logging restored after."""
+def logging_as_served(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """`parlour serve`'s logging at INFO (to the captured stderr); restored after."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level, {n: logging.getLogger(n).level for n in QUIET_LOGGERS}
     setup_logging("text", "INFO", False)
