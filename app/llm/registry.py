@@ -73,15 +73,20 @@ class ProviderRegistry:
         )
 
     def default_model(self) -> str | None:
-        """The configured default, else the embedded local model, else the first usable one."""
+        """The configured default, else the first usable real model, else the demo one.
+
+        A provider key in the environment is enough to leave the embedded demo model
+        (`OPENAI_API_KEY=... make run` answers with OpenAI).
+        """
         if self._default_model:
             return self._default_model
+        usable = [m for m in self.models.models() if self.is_available(m.provider)]
+        real = next((m.id for m in usable if not m.demo), None)
+        if real is not None:
+            return real
         if self._local_embedded and self.is_available("local"):
             return LOCAL_MODEL
-        for info in self.models.models():
-            if self.is_available(info.provider):
-                return info.id
-        return None
+        return usable[0].id if usable else None
 
     def demo_notice(self) -> str | None:
         """A warning when the default model is a demo model (logged at startup)."""
