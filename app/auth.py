@@ -11,7 +11,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from app.config import AuthSettings
-from app.errors import FORBIDDEN, RATE_LIMITED, UNAUTHORIZED, AppError, invalid
+from app.errors import FORBIDDEN, UNAUTHORIZED, AppError, invalid, rate_limited
 from app.models import User
 from app.tokens import TokenIssuer, token_hash
 from storage.ratelimit import RateLimiter
@@ -21,6 +21,14 @@ MAX_PASSWORD_BYTES = 1024
 
 # Called after an account is created (e.g. to turn pending invites into memberships).
 UserHook = Callable[[User], Awaitable[None]]
+
+
+def check_password(password: str, min_chars: int) -> None:
+    """`invalid_payload` for a password too short or too long (sign-up and the CLI)."""
+    if len(password) < min_chars:
+        raise invalid(f"password: must be at least {min_chars} characters")
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise invalid(f"password: must be at most {MAX_PASSWORD_BYTES} bytes")
 
 
 @dataclass(frozen=True)
@@ -65,12 +73,7 @@ class AuthService:
         self._on_signup = on_signup if on_signup is not None else []
 
     def _check_password(self, password: str) -> None:
-        if len(password) < self._settings.min_password_chars:
-            raise invalid(
-                f"password: must be at least {self._settings.min_password_chars} characters"
-            )
-        if len(password.encode()) > MAX_PASSWORD_BYTES:
-            raise invalid(f"password: must be at most {MAX_PASSWORD_BYTES} bytes")
+        check_password(password, self._settings.min_password_chars)
 
     def check_allowed(self, email: str) -> None:
         """`forbidden` if a whitelist is configured and the email is not on it."""
@@ -117,7 +120,9 @@ class AuthService:
         key = f"login:{email.lower()}:{client_ip}"
         window = self._settings.login_window_seconds
         if await self._limiter.count(key, window) >= self._settings.login_max_failures:
-            raise AppError(RATE_LIMITED, "too many failed log-ins; try again later")
+            raise rate_limited(
+                f"too many failed log-ins; try again in {window // 60 or 1} minute(s)", window
+            )
         found = await self._users.password_hash(email)
         ok = False
         if found is not None and found[1] is not None and len(password.encode()) <= 4096:

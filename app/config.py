@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -95,7 +96,7 @@ class VectorSettings(_Section):
     pinecone_host: str | None = None
     pinecone_index: str = "parlour"
     top_k: int = Field(5, ge=1, le=50)
-    min_score: float = Field(0.2, ge=-1, le=1)
+    min_score: float = Field(0.4, ge=-1, le=1)
     recall_top_k: int = Field(3, ge=0, le=20)
     recall_skip_recent: int = Field(20, ge=0)
 
@@ -214,7 +215,10 @@ def _describe(err: ValidationError) -> str:
     lines = []
     for item in err.errors():
         key = ".".join(str(part) for part in item["loc"])
-        lines.append(f"{key}: {item['msg']}")
+        # Name the environment variable when the bad value came from there.
+        var = "PARLOUR_" + key.replace(".", "__").upper()
+        source = f" (set by {var})" if var in os.environ else ""
+        lines.append(f"{key}: {item['msg']}{source}")
     return "; ".join(lines)
 
 

@@ -32,15 +32,28 @@ HTTP_STATUS: Final[dict[str, int]] = {
 class AppError(Exception):
     """A failure with a stable code that clients can act on."""
 
-    def __init__(self, code: str, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, status: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status if status is not None else HTTP_STATUS.get(code, 500)
+        # Seconds after which trying again can succeed (REST sends it as Retry-After).
+        self.retry_after = retry_after
 
     def as_dict(self) -> dict[str, str]:
         """The `{code, message}` body used by acks, error events and REST."""
         return {"code": self.code, "message": self.message}
+
+
+DEFAULT_RETRY_AFTER: Final = 5  # seconds, for a 429 that does not know better
+
+
+def rate_limited(message: str, retry_after: int) -> AppError:
+    """`rate_limited`, with the seconds after which the caller may try again."""
+    return AppError(RATE_LIMITED, message, retry_after=max(1, retry_after))
 
 
 def not_found(what: str) -> AppError:

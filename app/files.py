@@ -176,11 +176,14 @@ class FileService:
         return record, await self._blobs.get(record.key)
 
     async def delete_document(self, principal: Principal, document_id: str) -> None:
-        """Delete one of the caller's documents with its blob and vectors."""
+        """Delete one of the caller's documents with its blob and vectors.
+
+        Idempotent like chat files: a document already gone (or never the caller's)
+        is not an error, and says nothing about other users' ids.
+        """
         record = await self._files.get(document_id, deleting=True)
-        if record is None or record.scope != "user" or record.owner_id != principal.user_id:
-            raise not_found("document")
-        await self._remove(record.file_id)
+        if record is not None and record.scope == "user" and record.owner_id == principal.user_id:
+            await self._remove(record.file_id)
 
     # -- storing --------------------------------------------------------------------------
 
@@ -236,6 +239,8 @@ class FileService:
         content_type = stored_content_type(filename, part.content_type)
         try:
             size = await self._blobs.put(key, counted(), content_type)
+            if size == 0:
+                raise invalid(f"files: {filename} is empty")
             record = FileRecord(
                 file_id=file_id, scope=scope, chat_id=chat_id, owner_id=principal.user_id,
                 filename=filename, content_type=content_type, size=size,

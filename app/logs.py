@@ -10,6 +10,14 @@ import orjson
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
+# Third-party loggers that log every request at INFO (httpx: each health probe of the
+# local model; openai, urllib3, aiohttp.access: each call): only their warnings show.
+QUIET_LOGGERS = (
+    "engineio.server", "socketio.server", "aiohttp.access", "pymongo", "httpx", "httpx2",
+    "httpcore", "httpcore2",
+    "openai", "urllib3", "botocore", "aiobotocore", "pinecone",
+)
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, with the record's extra fields."""
@@ -38,5 +46,7 @@ def setup_logging(fmt: str, level: str, production: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("engineio.server", "socketio.server", "aiohttp.access", "pymongo"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # With log_level DEBUG they speak too (that is what DEBUG is for).
+    quiet = logging.WARNING if root.level > logging.DEBUG else logging.NOTSET
+    for noisy in QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(quiet)

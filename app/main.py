@@ -36,6 +36,7 @@ from app.keys import (
     SIO,
     VECTORS,
 )
+from app.limits import transport_cap_bytes
 from app.llm.base import Provider
 from app.llm.local_server import LocalLlamaServer, LocalServerError, locate
 from app.llm.registry import ProviderRegistry, build_registry
@@ -47,6 +48,8 @@ from app.rag.ingest import Ingestor
 from app.rag.retrieval import RagRetriever, RecallIndexer
 from app.rooms import RoomService
 from app.services import Services
+from app.startup_checks import StartupError
+from app.stateless import StatelessAsk
 from app.tokens import TokenIssuer, load_or_create_secret
 from app.usage import UsageService
 from handlers.common import cors_middleware, error_middleware
@@ -82,10 +85,6 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
-class StartupError(Exception):
-    """A configured backend cannot be used; the message says what to fix."""
-
-
 async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
     """The configured MongoDB, or the embedded SecantusDB when none is configured."""
     settings = app[SETTINGS]
@@ -93,7 +92,15 @@ async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
     uri = settings.mongo.uri
     if uri is None:
         embedded = EmbeddedMongo(settings.data_dir.resolve() / "mongo")
-        uri = await embedded.start()
+        try:
+            uri = await embedded.start()
+        except RuntimeError as exc:
+            last = (str(exc).strip().splitlines() or [""])[-1][:200]
+            raise StartupError(
+                f"the embedded database in {embedded.storage_path} did not start ({last}); "
+                "is another process using this data directory? "
+                f"see {settings.data_dir.resolve() / 'secantusdb.log'}"
+            ) from exc
     mongo = Mongo(uri, settings.mongo.database, settings.mongo.timeout_seconds)
     try:
         await mongo.connect()
@@ -167,6 +174,9 @@ async def llm_ctx(app: web.Application) -> AsyncIterator[None]:
         app[EXTRA_PROVIDERS],
         local_api_key=local.api_key if local is not None else None,
     )
+    notice = registry.demo_notice()
+    if notice is not None:
+        log.warning("%s", notice)
     if registry.default_model() is None:
         log.warning(
             "no LLM provider is configured: the assistant cannot answer. Run `make install` "
@@ -262,7 +272,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     files = FileService(settings.limits, file_store, blobs, vectors, rooms, metrics, ingestor.wake)
     recall = RecallIndexer(mongo, message_store, vectors, embedder)
-    engine.retriever = RagRetriever(settings.vectors, file_store, vectors, embedder, recall)
+    retriever = RagRetriever(settings.vectors, file_store, vectors, embedder, recall)
+    engine.retriever = retriever
     rooms.on_delete += [files.on_room_deleted, recall.forget]
     rooms.files_of_room = files.files_of_chat
     health.register("blobs", lambda: _ping(blobs.ping()))
@@ -276,11 +287,12 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     sio.register_namespace(realtime)
     sio.register_namespace(BaseNamespace(DEFAULT, issuer, connections, emitter, metrics))
 
+    ask = AskService(rooms, engine)
     app[SERVICES] = Services(
         settings=settings, node_id=node_id, metrics=metrics, mongo=mongo, issuer=issuer,
         auth=auth, rooms=rooms, health=health, engine=engine, registry=app[REGISTRY],
-        ask=AskService(rooms, engine), usage=UsageService(mongo, rooms), files=files,
-        oidc=oidc,
+        ask=ask, usage=UsageService(mongo, rooms), files=files, oidc=oidc,
+        stateless=StatelessAsk(settings.limits, settings.assistant.name, ask, retriever),
     )
     await control.start()
     await presence.start()
@@ -334,7 +346,10 @@ def create_app(
     middlewares = [error_middleware]
     if settings.server.cors_origins:
         middlewares.insert(0, cors_middleware(settings.server.cors_origins))
-    app = web.Application(middlewares=middlewares, client_max_size=2 * 1024 * 1024)
+    # One hard cap for a JSON body, a Socket.IO event and a WebSocket frame, well above
+    # limits.max_message_chars: a long message is refused by validation, not dropped.
+    cap = transport_cap_bytes(settings.limits)
+    app = web.Application(middlewares=middlewares, client_max_size=cap)
     app[SETTINGS] = settings
     app[EXTRA_PROVIDERS] = dict(providers or {})
     manager = (
@@ -347,7 +362,7 @@ def create_app(
         client_manager=manager,
         cors_allowed_origins=settings.server.cors_origins or None,
         cors_credentials=True,
-        max_http_buffer_size=1_000_000,
+        max_http_buffer_size=cap,
         logger=False,
         engineio_logger=False,
     )

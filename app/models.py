@@ -13,6 +13,8 @@ Visibility = Literal["private", "public"]
 RoomType = Literal["aisuite", "openai_realtime"]
 MessageRole = Literal["user", "assistant", "system"]
 MessageStatus = Literal["streaming", "complete", "cancelled", "error"]
+# Rooms made for the plain WebSocket (`GET /session_id`): kept out of the room list.
+WS_SESSION = "ws_session"
 
 
 def utcnow() -> datetime:

@@ -11,13 +11,14 @@ from app.errors import (
     CONFLICT,
     FORBIDDEN,
     PAYLOAD_TOO_LARGE,
-    RATE_LIMITED,
     AppError,
     invalid,
     not_found,
+    rate_limited,
 )
 from app.events import Emitter, room_channel
 from app.ids import new_id
+from app.limits import check_message_chars
 from app.models import Author, Member, Message, Principal, Role, Room, User, utcnow
 from app.room_hooks import InviteBook, NoHooks, RoomHooks
 from app.schemas import CreateRoom, Invite, RoomSettings, SendMessage
@@ -106,9 +107,13 @@ class RoomService:
     # -- rooms ----------------------------------------------------------------------------
 
     async def create_room(
-        self, principal: Principal, req: CreateRoom, sid: str | None = None
+        self, principal: Principal, req: CreateRoom, sid: str | None = None,
+        *, kind: str | None = None,
     ) -> Room:
-        """A new room owned by the caller (joined on `sid` when given)."""
+        """A new room owned by the caller (joined on `sid` when given).
+
+        `kind`: WS_SESSION for a plain-WebSocket session (not in the room list).
+        """
         fields = self._check_settings(req)
         if req.model:
             await self.hooks.validate_model(req.model)
@@ -129,6 +134,8 @@ class RoomService:
             "updated_at": now,
             "last_activity_at": now,
         }
+        if kind is not None:
+            doc["kind"] = kind
         room = await self._rooms.insert(doc)
         if sid is not None:
             await self._enter(principal, room, sid)
@@ -296,11 +303,7 @@ class RoomService:
 
     async def send_message(self, principal: Principal, req: SendMessage) -> Message:
         """Store a user message (idempotent on client_msg_id) and broadcast it."""
-        if len(req.content) > self._limits.max_message_chars:
-            raise AppError(
-                PAYLOAD_TOO_LARGE,
-                f"content: at most {self._limits.max_message_chars} characters",
-            )
+        check_message_chars(len(req.content), self._limits, "content")
         if not req.content.strip() and not req.file_ids:
             raise invalid("content: must not be empty")
         room = await self.load(principal, req.room_id, write=True)
@@ -314,7 +317,7 @@ class RoomService:
         if not await self._limiter.hit(
             f"msg:{principal.user_id}", self._limits.messages_per_minute, 60
         ):
-            raise AppError(RATE_LIMITED, "too many messages; wait a minute")
+            raise rate_limited("too many messages; wait a minute", 60)
         if req.reply_to is not None:
             target = await self._messages.get(req.reply_to)
             if target is None or target.room_id != req.room_id:

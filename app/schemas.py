@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+import re
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from app.errors import invalid
 from app.models import AssistantMode, RoomType, Visibility
@@ -12,6 +14,23 @@ from app.models import AssistantMode, RoomType, Visibility
 T = TypeVar("T", bound=BaseModel)
 
 Id = Field(min_length=1, max_length=128)
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise PydanticCustomError("email", "must be an email address such as ada@example.com")
+    return value
+
+
+# Sign-up, invitations and `parlour users create` accept the same addresses.
+Email = Annotated[
+    str,
+    Field(min_length=3, max_length=320, json_schema_extra={"format": "email"}),
+    AfterValidator(_email),
+]
 
 
 class Payload(BaseModel):
@@ -68,7 +87,7 @@ class Typing(RoomRef):
 
 
 class Invite(RoomRef):
-    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: Email
     role: Literal["member", "viewer"] = "member"
 
 
@@ -94,13 +113,20 @@ class AuthRefresh(Payload):
 
 
 class Signup(Payload):
-    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    email: Email
     password: str
     name: str = Field(min_length=1, max_length=100)
 
 
 class Login(Payload):
     email: str = Field(min_length=1, max_length=320)
+    password: str
+
+
+class TokenForm(Payload):
+    """OAuth2 password grant: errors name the fields as the client sent them."""
+
+    username: str = Field(min_length=1, max_length=320)
     password: str
 
 

@@ -14,6 +14,7 @@ from app.llm.registry import ProviderRegistry
 from app.metrics import Metrics
 from app.oidc import OIDCService
 from app.rooms import RoomService
+from app.stateless import StatelessAsk
 from app.tokens import TokenIssuer
 from app.usage import UsageService
 from storage.mongo import Mongo
@@ -33,5 +34,6 @@ class Services:
     registry: ProviderRegistry
     ask: AskService
     usage: UsageService
+    stateless: StatelessAsk
     files: FileService | None = None
     oidc: OIDCService | None = None

@@ -14,7 +14,8 @@ from pydantic import Field
 from app.errors import AppError, error_from_exception, invalid
 from app.ids import new_id
 from app.llm.base import ChatMessage, ChatParams, StreamEnd, TokenUsage
-from app.schemas import Payload, parse
+from app.models import WS_SESSION
+from app.schemas import CreateRoom, Payload, parse
 from handlers.common import body, form, json_response, principal, query, services
 
 
@@ -29,7 +30,7 @@ class MetricsQuery(Payload):
 
 class Turn(Payload):
     role: Literal["system", "user", "assistant"]
-    content: str = Field(max_length=200_000)
+    content: str  # the total is bounded by limits.max_message_chars
 
 
 class ChatCompletion(Payload):
@@ -106,8 +107,10 @@ async def chat_metrics(request: web.Request) -> web.Response:
 
 
 async def session_id(request: web.Request) -> web.Response:
-    room_id = await services(request).ask.new_session(principal(request), "WebSocket session")
-    return json_response({"session_id": room_id})
+    room = await services(request).rooms.create_room(
+        principal(request), CreateRoom(title="WebSocket session"), kind=WS_SESSION
+    )
+    return json_response({"session_id": room.room_id})
 
 
 async def aisuite_chat(request: web.Request) -> web.StreamResponse:
@@ -116,7 +119,7 @@ async def aisuite_chat(request: web.Request) -> web.StreamResponse:
     req = await body(request, ChatCompletion)
     messages = [ChatMessage(role=t.role, content=t.content) for t in req.messages]
     params = ChatParams(temperature=req.temperature, max_tokens=req.max_tokens)
-    model_id, events = await services(request).ask.complete(req.model, messages, params)
+    model_id, events = await services(request).stateless.chat(req.model, messages, params)
     ident, created = f"chatcmpl-{new_id()[:24]}", int(time.time())
     head = {"id": ident, "created": created, "model": model_id}
     if not req.stream:
@@ -176,21 +179,27 @@ async def run(request: web.Request) -> web.StreamResponse:
     ask = services(request).ask
     stream = "text/event-stream" in request.headers.get("Accept", "")
     if req.chat_id is None:
-        model_id, events = await ask.complete(
-            req.model, [ChatMessage(role="user", content=req.text)], ChatParams()
+        # The asker's documents are searched, as in their private chats.
+        model_id, sources, events = await services(request).stateless.run(
+            who, req.text, req.model
         )
-        return await _answer(request, stream, _stateless(services(request), model_id, events))
+        found = [s.model_dump(mode="json") for s in sources]
+        return await _answer(
+            request, stream, _stateless(services(request), model_id, events, found)
+        )
     return await _answer(
         request, stream, _in_room(ask.ask(who, req.chat_id, req.text, model=req.model))
     )
 
 
-async def _stateless(svc: Any, model_id: str, events: Any) -> AsyncIterator[dict[str, Any]]:
+async def _stateless(
+    svc: Any, model_id: str, events: Any, sources: list[dict[str, Any]]
+) -> AsyncIterator[dict[str, Any]]:
     async for event in events:
         if isinstance(event, StreamEnd):
             cost = svc.registry.cost_usd(model_id, event.usage)
             yield {"done": True, "usage": {**asdict(event.usage), "cost_usd": cost},
-                   "sources": [], "model": model_id}
+                   "sources": sources, "model": model_id}
         else:
             yield {"delta": event.text}
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from app.auth import Session
 from app.errors import UNAUTHORIZED, AppError
 from app.keys import SETTINGS
-from app.schemas import Login, RefreshRequest, Signup, parse
+from app.schemas import Login, RefreshRequest, Signup, TokenForm, parse
 from handlers.common import body, client_ip, form, json_response, principal, services
 
 REFRESH_COOKIE_PATH = "/api/v1/auth"
@@ -43,8 +43,9 @@ async def login(request: web.Request) -> web.Response:
 async def token(request: web.Request) -> web.Response:
     """OAuth2 password grant (form fields `username`, `password`)."""
     fields = await form(request)
-    req = parse(Login, {"email": fields.get("username"), "password": fields.get("password")})
-    session = await services(request).auth.login(req.email, req.password, client_ip(request))
+    # OAuth2 clients also send grant_type, scope, client_id...: only these two matter.
+    req = parse(TokenForm, {k: fields[k] for k in ("username", "password") if k in fields})
+    session = await services(request).auth.login(req.username, req.password, client_ip(request))
     return json_response({"access_token": session.access_token, "token_type": "bearer"})
 
 

@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from app.errors import (
+    DEFAULT_RETRY_AFTER,
     INTERNAL,
     INVALID_PAYLOAD,
     NOT_FOUND,
@@ -41,8 +42,11 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 def error_response(err: AppError) -> web.Response:
-    """`{"error": {"code", "message"}}` with the code's HTTP status."""
-    return json_response({"error": err.as_dict()}, status=err.status)
+    """`{"error": {"code", "message"}}` with the code's HTTP status (429s with Retry-After)."""
+    response = json_response({"error": err.as_dict()}, status=err.status)
+    if err.status == 429:
+        response.headers["Retry-After"] = str(err.retry_after or DEFAULT_RETRY_AFTER)
+    return response
 
 
 @web.middleware

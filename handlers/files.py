@@ -35,18 +35,29 @@ async def upload_parts(request: web.Request) -> AsyncIterator[UploadPart]:
     if not request.content_type.startswith("multipart/"):
         raise invalid("body: expected multipart/form-data with one or more `files` parts")
     reader = await request.multipart()
+    found = False
+    others: list[str] = []
     while True:
         try:
             part = await reader.next()
         except (HttpProcessingError, ValueError) as exc:
             raise invalid(f"files: malformed multipart body ({type(exc).__name__})") from exc
         if part is None:
+            if not found and others:
+                # e.g. `curl -F file=@x`: say which field was expected.
+                raise invalid(
+                    f"files: no part named `files` (got {', '.join(others[:5])}); send each "
+                    "file as a part named `files`, e.g. curl -F files=@report.pdf"
+                )
             return
         if not isinstance(part, BodyPartReader):
             raise invalid("files: nested multipart bodies are not supported")
         if part.name != "files":
+            if part.filename is not None and len(others) < 20:
+                others.append(f"`{part.name}`")
             await part.release()
             continue
+        found = True
         yield UploadPart(part.filename, part.headers.get(hdrs.CONTENT_TYPE), _chunks(part))
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from app import __version__
 from app.schemas import CreateRoom, Login, RefreshRequest, RoomSettings, Signup
+from handlers import openapi_responses as R
 from handlers.ai import ChatCompletion, MetricsQuery, ModelPage, Run
 from handlers.chats import ListChats, ListMessages
 from handlers.common import json_response
@@ -27,50 +28,71 @@ class Op:
     form: tuple[str, ...] = ()
     multipart: bool = False
     ok: int = 200
+    response: type[BaseModel] | None = None  # the JSON body of the `ok` answer
+    content_type: str | None = None  # a non-JSON `ok` answer (downloads)
+    run_body: bool = False  # /run: JSON, form or multipart with the same fields
 
 
 OPERATIONS = [
-    Op("post", "/api/v1/auth/signup", "Create an account", Signup, auth=False, ok=201),
-    Op("post", "/api/v1/auth/login", "Log in", Login, auth=False),
+    Op("post", "/api/v1/auth/signup", "Create an account", Signup, auth=False, ok=201,
+       response=R.Session),
+    Op("post", "/api/v1/auth/login", "Log in", Login, auth=False, response=R.Session),
     Op("post", "/api/v1/auth/token", "OAuth2 password grant", auth=False,
-       form=("username", "password")),
-    Op("post", "/api/v1/auth/refresh", "Rotate the refresh token", RefreshRequest, auth=False),
+       form=("username", "password"), response=R.AccessToken),
+    Op("post", "/api/v1/auth/refresh", "Rotate the refresh token", RefreshRequest, auth=False,
+       response=R.Session),
     Op("post", "/api/v1/auth/logout", "Revoke the refresh token", RefreshRequest, auth=False,
        ok=204),
-    Op("get", "/api/v1/auth/providers", "Configured single sign-on providers", auth=False),
-    Op("get", "/api/v1/auth/me", "The current user"),
-    Op("get", "/api/v1/auth/validate-token", "Check an access token: {valid, user}"),
+    Op("get", "/api/v1/auth/providers", "Configured single sign-on providers", auth=False,
+       response=R.Providers),
+    Op("get", "/api/v1/auth/me", "The current user", response=R.Me),
+    Op("get", "/api/v1/auth/validate-token", "Check an access token: {valid, user}",
+       response=R.TokenCheck),
     Op("get", "/api/v1/auth/{provider}/login", "Single sign-on: redirect to the provider",
        query=OIDCLogin, auth=False, ok=302),
     Op("get", "/api/v1/auth/{provider}/callback", "Single sign-on: finish, set the cookies",
        query=OIDCCallback, auth=False, ok=302),
-    Op("get", "/api/v1/chat", "The user's chats", query=ListChats),
-    Op("post", "/api/v1/chat", "Create a chat", CreateRoom, ok=201),
-    Op("get", "/api/v1/chat/public", "Public chats anyone may join", query=ListChats),
-    Op("get", "/api/v1/chat/{chat_id}", "One chat"),
-    Op("patch", "/api/v1/chat/{chat_id}", "Change a chat (owner)", RoomSettings),
+    Op("get", "/api/v1/chat", "The user's chats", query=ListChats, response=R.ChatPage),
+    Op("post", "/api/v1/chat", "Create a chat", CreateRoom, ok=201, response=R.Chat),
+    Op("get", "/api/v1/chat/public", "Public chats anyone may join", query=ListChats,
+       response=R.ChatPage),
+    Op("get", "/api/v1/chat/{chat_id}", "One chat", response=R.Chat),
+    Op("patch", "/api/v1/chat/{chat_id}", "Change a chat (owner)", RoomSettings,
+       response=R.Chat),
     Op("delete", "/api/v1/chat/{chat_id}", "Delete a chat and its data (owner)", ok=204),
-    Op("get", "/api/v1/chat/{chat_id}/messages", "A page of messages", query=ListMessages),
-    Op("get", "/api/v1/chat/{chat_id}/usage", "Token and cost totals per model"),
+    Op("get", "/api/v1/chat/{chat_id}/messages", "A page of messages", query=ListMessages,
+       response=R.Messages),
+    Op("get", "/api/v1/chat/{chat_id}/usage", "Token and cost totals per model",
+       response=R.ChatUsage),
     Op("post", "/api/v1/chat/{chat_id}/upload", "Upload files to a chat", multipart=True,
-       ok=201),
-    Op("get", "/api/v1/chat/{chat_id}/files", "A chat's files"),
-    Op("get", "/api/v1/chat/{chat_id}/files/{file_id}", "Download a file"),
-    Op("delete", "/api/v1/chat/{chat_id}/files/{file_id}", "Delete a file", ok=204),
-    Op("post", "/api/v1/documents", "Upload knowledge-base documents", multipart=True, ok=202),
-    Op("get", "/api/v1/documents", "The user's documents"),
-    Op("get", "/api/v1/documents/{document_id}", "One document"),
-    Op("get", "/api/v1/documents/{document_id}/content", "Download a document"),
-    Op("delete", "/api/v1/documents/{document_id}", "Delete a document", ok=204),
-    Op("get", "/api/v1/messages/{message_id}/usage", "Usage of one message"),
-    Op("get", "/api/v1/model", "The model catalog", query=ModelPage),
-    Op("post", "/api/v1/aisuite/chat", "OpenAI-shaped chat completion", ChatCompletion),
-    Op("post", "/api/v1/run", "Ask once (stateless, or in a chat)", Run),
-    Op("get", "/api/v1/session_id", "A new room id for the plain WebSocket"),
+       ok=201, response=R.Files),
+    Op("get", "/api/v1/chat/{chat_id}/files", "A chat's files", response=R.Files),
+    Op("get", "/api/v1/chat/{chat_id}/files/{file_id}", "Download a file",
+       content_type="application/octet-stream"),
+    Op("delete", "/api/v1/chat/{chat_id}/files/{file_id}", "Delete a file (idempotent)",
+       ok=204),
+    Op("post", "/api/v1/documents", "Upload knowledge-base documents", multipart=True, ok=202,
+       response=R.Documents),
+    Op("get", "/api/v1/documents", "The user's documents", response=R.Documents),
+    Op("get", "/api/v1/documents/{document_id}", "One document", response=R.Document),
+    Op("get", "/api/v1/documents/{document_id}/content", "Download a document",
+       content_type="application/octet-stream"),
+    Op("delete", "/api/v1/documents/{document_id}", "Delete a document (idempotent)", ok=204),
+    Op("get", "/api/v1/messages/{message_id}/usage", "Usage of one message",
+       response=R.MessageUsage),
+    Op("get", "/api/v1/model", "The model catalog (available models first)", query=ModelPage,
+       response=R.ModelPage),
+    Op("post", "/api/v1/aisuite/chat", "OpenAI-shaped chat completion", ChatCompletion,
+       response=R.Completion),
+    Op("post", "/api/v1/run", "Ask once (stateless with your documents, or in a chat)", Run,
+       run_body=True, response=R.RunAnswer),
+    Op("get", "/api/v1/session_id", "A new room id for the plain WebSocket",
+       response=R.SessionId),
     Op("get", "/api/v1/metrics", "Questions, answers, latency, tokens, cost (all for admins)",
-       query=MetricsQuery),
-    Op("get", "/api/v1/metrics/sessions/{chat_id}", "The same for one chat"),
-    Op("get", "/internal/health", "Backend health", auth=False),
+       query=MetricsQuery, response=R.UserMetrics),
+    Op("get", "/api/v1/metrics/sessions/{chat_id}", "The same for one chat",
+       response=R.UserMetrics),
+    Op("get", "/internal/health", "Backend health", auth=False, response=R.Health),
 ]
 
 ERROR = {
@@ -81,9 +103,32 @@ ERROR = {
 }
 
 
+def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
+    """A $ref to `model`, its schema (and its nested ones) added to the components."""
+    name = model.__name__
+    if name not in components:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(schema.pop("$defs", {}))
+        components[name] = schema
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _success(op: Op, components: dict[str, Any]) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": "success"}
+    if op.response is not None:
+        content: dict[str, Any] = {"application/json": {"schema": _schema(op.response, components)}}
+        if op.run_body:
+            content["text/event-stream"] = {"schema": {
+                "type": "string", "description": "`event: delta` lines, then `event: done`"}}
+        answer["content"] = content
+    elif op.content_type is not None:
+        answer["content"] = {op.content_type: {"schema": {"type": "string", "format": "binary"}}}
+    return answer
+
+
 def _operation(op: Op, components: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"summary": op.summary, "responses": {
-        str(op.ok): {"description": "success"},
+        str(op.ok): _success(op, components),
         "default": {"description": "error", "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
     }}
@@ -96,11 +141,14 @@ def _operation(op: Op, components: dict[str, Any]) -> dict[str, Any]:
     if params:
         out["parameters"] = params
     if op.body is not None:
-        name = op.body.__name__
-        components[name] = op.body.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(components[name].pop("$defs", {}))
-        out["requestBody"] = {"required": name != "RefreshRequest", "content": {
-            "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+        ref = _schema(op.body, components)
+        out["requestBody"] = {"required": op.body.__name__ != "RefreshRequest", "content": {
+            "application/json": {"schema": ref}}}
+        if op.run_body:
+            out["requestBody"]["content"].update({
+                "application/x-www-form-urlencoded": {"schema": ref},
+                "multipart/form-data": {"schema": ref},
+            })
     if op.form:
         out["requestBody"] = {"required": True, "content": {
             "application/x-www-form-urlencoded": {"schema": {
@@ -108,8 +156,9 @@ def _operation(op: Op, components: dict[str, Any]) -> dict[str, Any]:
                 "properties": {f: {"type": "string"} for f in op.form}}}}}
     if op.multipart:
         out["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
-            "type": "object", "properties": {"files": {
-                "type": "array", "items": {"type": "string", "format": "binary"}}}}}}}
+            "type": "object", "required": ["files"], "properties": {"files": {
+                "type": "array", "items": {"type": "string", "format": "binary"},
+                "description": "one part named `files` per file"}}}}}}
     if op.auth:
         out["security"] = [{"bearer": []}, {"cookie": []}]
     return out

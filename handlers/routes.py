@@ -9,6 +9,7 @@ from aiohttp import web
 
 from app.errors import not_found
 from handlers import ai, auth, chats, documents, files, internal, oidc, openapi, ws
+from handlers.methods import method_not_allowed
 
 
 def _static_file(web_dir: Path, name: str) -> Path | None:
@@ -36,10 +37,13 @@ def setup_routes(app: web.Application, web_dir: Path) -> None:
     async def static(request: web.Request) -> web.StreamResponse:
         name = request.match_info["path"]
         if name.startswith(("api/", "internal/")):
-            raise not_found("route")
+            return await method_not_allowed(request)  # 405 + Allow, or 404
+        if request.method not in ("GET", "HEAD"):
+            return await method_not_allowed(request, {"GET", "HEAD"})
         path = await asyncio.to_thread(_static_file, web_dir, name)
         if path is None:
             raise not_found("file")
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
-    app.router.add_get("/{path:.*}", static)
+    # Every method: a wrong one on a known route answers 405 with Allow (handlers/methods.py).
+    app.router.add_route("*", "/{path:.*}", static)

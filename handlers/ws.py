@@ -11,6 +11,7 @@ from pydantic import Field
 
 from app.assistant.ask import AskService
 from app.errors import UNAUTHORIZED, AppError, error_from_exception, invalid
+from app.limits import transport_cap_bytes
 from app.models import Principal
 from app.schemas import Payload, parse
 from handlers.common import bearer_token, services
@@ -63,7 +64,8 @@ async def ws_chat(request: web.Request) -> web.StreamResponse:
         raise AppError(UNAUTHORIZED, "missing token")
     who = svc.issuer.verify_access(token)
     await svc.rooms.load(who, room_id, write=True)
-    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=256 * 1024)
+    # The same hard cap as Socket.IO: a long message gets a payload_too_large frame.
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=transport_cap_bytes(svc.settings.limits))
     await ws.prepare(request)
     async for msg in ws:
         if msg.type != WSMsgType.TEXT:

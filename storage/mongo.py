@@ -21,6 +21,7 @@ class Mongo:
     """One client for the process; the collections Parlour uses."""
 
     def __init__(self, uri: str, database: str, timeout_seconds: float = 10.0) -> None:
+        self.uri = uri
         ms = int(timeout_seconds * 1000)
         self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
             uri, tz_aware=True, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms

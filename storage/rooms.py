@@ -9,7 +9,7 @@ from typing import Any
 from pymongo import DESCENDING, ReturnDocument
 
 from app.errors import invalid
-from app.models import Member, Room
+from app.models import WS_SESSION, Member, Room
 from storage.mongo import Mongo
 
 Doc = dict[str, Any]
@@ -70,7 +70,10 @@ class RoomStore:
         self, user_id: str, cursor: str | None, limit: int
     ) -> tuple[list[Room], str | None]:
         """The user's rooms, newest activity first, and the next page's cursor."""
-        return await self._page({"member_ids": user_id}, cursor, limit)
+        # Plain-WebSocket sessions are rooms too, but not chats the user made.
+        return await self._page(
+            {"member_ids": user_id, "kind": {"$ne": WS_SESSION}}, cursor, limit
+        )
 
     async def list_public(self, cursor: str | None, limit: int) -> tuple[list[Room], str | None]:
         """Public rooms, newest activity first, and the next page's cursor."""

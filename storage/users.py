@@ -62,6 +62,11 @@ class UserStore:
         doc = await self._users.find_one({"_id": user_id})
         return _user(doc) if doc else None
 
+    async def list_users(self, limit: int) -> list[User]:
+        """Accounts, oldest first (for `parlour users list`)."""
+        docs = await self._users.find({}).sort("created_at", 1).limit(limit).to_list()
+        return [_user(d) for d in docs]
+
     async def by_email(self, email: str) -> User | None:
         """The user with this email."""
         doc = await self._users.find_one({"email": email.lower()})

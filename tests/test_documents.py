@@ -91,7 +91,8 @@ async def test_document_ingests_with_progress_events_then_deletes(server: Parlou
     key = await blob_key(server, gone)
     assert (await server.request("DELETE", f"/api/v1/documents/{gone}", user))[0] == 204
     assert (await server.request("GET", f"/api/v1/documents/{gone}", user))[0] == 404
-    assert (await server.request("DELETE", f"/api/v1/documents/{gone}", user))[0] == 404
+    # Idempotent, like chat files: deleting it again is 204 too.
+    assert (await server.request("DELETE", f"/api/v1/documents/{gone}", user))[0] == 204
     assert not await server.runner.app[BLOBS].exists(key)
     left = await vectors_of(server, f"user:{user.user_id}")
     assert {v.metadata["document_id"] for v in left} == {docs[1]["document_id"]}
@@ -141,9 +142,13 @@ async def test_other_users_documents_are_not_found(parlour: Parlour) -> None:
     alice, bob = await parlour.signup(), await parlour.signup()
     _, data = await upload_documents(parlour, alice, ("a.txt", b"alice's notes", None))
     doc_id = data["documents"][0]["document_id"]
-    for method, path in (("GET", ""), ("GET", "/content"), ("DELETE", "")):
-        status, body = await parlour.request(method, f"/api/v1/documents/{doc_id}{path}", bob)
+    for path in ("", "/content"):
+        status, body = await parlour.request("GET", f"/api/v1/documents/{doc_id}{path}", bob)
         assert status == 404 and body["error"]["code"] == "not_found"
+    # A delete is idempotent: 204 whether the id is gone or never was Bob's (the same
+    # answer reveals nothing), and Alice's document stays.
+    assert (await parlour.request("DELETE", f"/api/v1/documents/{doc_id}", bob))[0] == 204
+    assert (await parlour.request("GET", f"/api/v1/documents/{doc_id}", alice))[0] == 200
     # The owner downloads the bytes back, as an attachment with its type.
     async with parlour.http.get(
         f"{parlour.url}/api/v1/documents/{doc_id}/content",

@@ -107,6 +107,8 @@ def test_catalog_pages_cover_every_model_once(llm_env: pytest.MonkeyPatch) -> No
         "output_per_mtok",
         "cached_per_mtok",
         "available",
+        "demo",
+        "notice",
     }
     with pytest.raises(AppError) as err:
         registry.catalog(page=0, page_size=7)
@@ -134,7 +136,7 @@ def test_availability_follows_environment_keys(llm_env: pytest.MonkeyPatch) -> N
     assert flags == dict.fromkeys(none, True)
 
 
-def test_default_model_prefers_setting_then_local_then_first_available(
+def test_default_model_prefers_setting_then_a_real_provider_then_the_local_demo(
     llm_env: pytest.MonkeyPatch,
 ) -> None:
     assert build_registry(LLMSettings(), None).default_model() is None
@@ -142,6 +144,10 @@ def test_default_model_prefers_setting_then_local_then_first_available(
     assert build_registry(LLMSettings(), local_url).default_model() == LOCAL_MODEL
     llm_env.setenv("GROQ_API_KEY", "gsk-test")
     assert build_registry(LLMSettings(), None).default_model() == "groq:llama-3.3-70b-versatile"
+    # A key is enough to leave the demo model, even while the local server runs.
+    with_local = build_registry(LLMSettings(), local_url)
+    assert with_local.default_model() == "groq:llama-3.3-70b-versatile"
+    assert with_local.demo_notice() is None
     chosen = LLMSettings(default_model="groq:llama-3.1-8b-instant")
     assert build_registry(chosen, local_url).default_model() == "groq:llama-3.1-8b-instant"
 

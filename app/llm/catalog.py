@@ -11,6 +11,13 @@ from app.llm.base import TokenUsage, split_model_id
 
 DEFAULT_PRICING_PATH = Path(__file__).resolve().parent.parent / "data" / "pricing.toml"
 _PER_MTOK = 1_000_000
+# What a client shows beside replies of a model marked `demo = true` (and the server logs
+# at startup when such a model is the default): what it is, and the one line to change it.
+DEMO_NOTICE = (
+    "This is a 135M-parameter demo model running on this machine: its answers are often "
+    "wrong. For real answers restart with a provider key, e.g. `OPENAI_API_KEY=sk-... make "
+    "run` (or choose the model with PARLOUR_LLM__DEFAULT_MODEL=provider:model)."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +31,13 @@ class ModelInfo:
     input_per_mtok: float
     output_per_mtok: float
     cached_per_mtok: float
+    # A small model for trying Parlour out, not for answers (the embedded SmolLM2).
+    demo: bool = False
+
+    @property
+    def notice(self) -> str | None:
+        """The sentence a client shows beside this model's replies, if any."""
+        return DEMO_NOTICE if self.demo else None
 
     def as_dict(self, *, available: bool) -> dict[str, Any]:
         """The REST/Socket.IO model shape."""
@@ -36,6 +50,8 @@ class ModelInfo:
             "output_per_mtok": self.output_per_mtok,
             "cached_per_mtok": self.cached_per_mtok,
             "available": available,
+            "demo": self.demo,
+            "notice": self.notice,
         }
 
 
@@ -62,7 +78,15 @@ def _parse_entry(entry: dict[str, Any], where: str) -> ModelInfo:
         input_per_mtok=_number(entry, "input_per_mtok", model_id),
         output_per_mtok=_number(entry, "output_per_mtok", model_id),
         cached_per_mtok=_number(entry, "cached_per_mtok", model_id),
+        demo=_flag(entry, "demo", model_id),
     )
+
+
+def _flag(entry: dict[str, Any], key: str, where: str) -> bool:
+    value = entry.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}: {key} must be true or false")
+    return value
 
 
 class ModelCatalog:

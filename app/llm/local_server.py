@@ -166,6 +166,8 @@ class LocalLlamaServer:
                     )
                 with contextlib.suppress(httpx.HTTPError):
                     response = await client.get(url)
+                    # 503 while the model loads: expected, so only at DEBUG.
+                    log.debug("llama-server /health: %d", response.status_code)
                     if response.status_code == 200:
                         return
                 if time.monotonic() > deadline:
@@ -181,6 +183,7 @@ class LocalLlamaServer:
             raise LocalServerError("llama-server is not running")
         async with httpx.AsyncClient(timeout=2.0) as client:
             response = await client.get(f"http://127.0.0.1:{self._port}/health")
+        log.debug("llama-server /health: %d", response.status_code)
         if response.status_code != 200:
             raise LocalServerError(f"llama-server /health answered {response.status_code}")
         return f"llama-server on port {self._port}"

@@ -11,7 +11,7 @@ import openai
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from openai.types.completion_usage import CompletionUsage
 
-from app.errors import PROVIDER_ERROR, AppError
+from app.errors import PAYLOAD_TOO_LARGE, PROVIDER_ERROR, AppError
 from app.llm.base import (
     ChatMessage,
     ChatParams,
@@ -24,6 +24,13 @@ from app.llm.base import (
 from app.llm.tokens import count_messages, count_tokens
 
 log = logging.getLogger(__name__)
+
+# How llama.cpp ("exceeds the available context size", type exceed_context_size_error),
+# OpenAI (code context_length_exceeded) and vLLM ("maximum context length") say it.
+CONTEXT_OVERFLOW_MARKERS = (
+    "exceed_context_size", "exceeds the available context size", "context_length_exceeded",
+    "maximum context length",
+)
 
 
 def to_openai_messages(messages: Sequence[ChatMessage]) -> list[ChatCompletionMessageParam]:
@@ -65,9 +72,13 @@ class OpenAICompatProvider:
         timeout_seconds: float = 120.0,
         max_retries: int = 1,
         max_tokens_field: str = "max_tokens",
+        context_setting: str | None = None,
     ) -> None:
         self.name = name
         self.base_url = base_url
+        # The setting that sizes this server's context window, named when a request
+        # overflows it (llm.local_context_window for the embedded llama-server).
+        self._context_setting = context_setting
         # OpenAI's newer models take `max_completion_tokens`; other servers `max_tokens`.
         self._max_tokens_field = max_tokens_field
         self._client = openai.AsyncOpenAI(
@@ -119,6 +130,9 @@ class OpenAICompatProvider:
                     if chunk.usage is not None:
                         usage = _usage(chunk.usage)
         except openai.OpenAIError as exc:
+            overflow = self._context_overflow(exc)
+            if overflow is not None:
+                raise overflow from exc
             message = exc.message if isinstance(exc, openai.APIError) else str(exc)
             raise self._error(message or type(exc).__name__) from exc
         except httpx.HTTPError as exc:
@@ -130,6 +144,30 @@ class OpenAICompatProvider:
         if usage is None:
             usage = TokenUsage(count_messages(messages), count_tokens("".join(output)))
         yield StreamEnd(usage, normalize_finish_reason(finish), usage_estimated=estimated)
+
+    def _context_overflow(self, exc: openai.OpenAIError) -> AppError | None:
+        """`payload_too_large` naming the context window when the request did not fit."""
+        if not isinstance(exc, openai.BadRequestError):
+            return None
+        body = exc.body if isinstance(exc.body, dict) else {}
+        text = f"{exc.message} {body.get('type', '')} {body.get('code', '')}".lower()
+        if not any(marker in text for marker in CONTEXT_OVERFLOW_MARKERS):
+            return None
+        window = body.get("n_ctx")
+        asked = body.get("n_prompt_tokens")
+        size = f" of {window} tokens" if isinstance(window, int) else ""
+        got = f" (the request needs {asked})" if isinstance(asked, int) else ""
+        fix = (
+            f"raise {self._context_setting} or shorten the conversation"
+            if self._context_setting else
+            "shorten the conversation or choose a model with a larger context window"
+        )
+        log.warning("provider %s: request over the context window%s%s", self.name, size, got)
+        return AppError(
+            PAYLOAD_TOO_LARGE,
+            f"{self.name}: the request does not fit the model's context window{size}{got}; "
+            f"{fix}",
+        )
 
     @staticmethod
     def _chunk_events(chunk: ChatCompletionChunk) -> list[TextDelta]:

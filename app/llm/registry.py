@@ -73,15 +73,28 @@ class ProviderRegistry:
         )
 
     def default_model(self) -> str | None:
-        """The configured default, else the embedded local model, else the first usable one."""
+        """The configured default, else the first usable real model, else the demo one.
+
+        A provider key in the environment is enough to leave the embedded demo model
+        (`OPENAI_API_KEY=... make run` answers with OpenAI).
+        """
         if self._default_model:
             return self._default_model
+        usable = [m for m in self.models.models() if self.is_available(m.provider)]
+        real = next((m.id for m in usable if not m.demo), None)
+        if real is not None:
+            return real
         if self._local_embedded and self.is_available("local"):
             return LOCAL_MODEL
-        for info in self.models.models():
-            if self.is_available(info.provider):
-                return info.id
-        return None
+        return usable[0].id if usable else None
+
+    def demo_notice(self) -> str | None:
+        """A warning when the default model is a demo model (logged at startup)."""
+        model = self.default_model()
+        info = self.models.get(model) if model else None
+        if info is None or info.notice is None:
+            return None
+        return f"the assistant answers with {model}. {info.notice}"
 
     def model_info(self, model_id: str) -> ModelInfo | None:
         """The catalog entry of `model_id`, if listed."""
@@ -95,7 +108,8 @@ class ProviderRegistry:
         """One page (1-based) of catalog models with their `available` flag, and the total."""
         if page < 1 or page_size < 1:
             raise AppError(INVALID_PAYLOAD, "page and page_size must be at least 1")
-        models = self.models.models()
+        # Models that can answer here come first (the sort keeps file order otherwise).
+        models = sorted(self.models.models(), key=lambda m: not self.is_available(m.provider))
         start = (page - 1) * page_size
         chosen = models[start : start + page_size]
         return [m.as_dict(available=self.is_available(m.provider)) for m in chosen], len(models)
@@ -145,7 +159,10 @@ def build_registry(
     if local_url:
         embedded_key = None if configured_local else local_api_key
         key = embedded_key or os.environ.get(_env_key_for("local")) or NO_KEY
-        providers["local"] = OpenAICompatProvider("local", local_url, key, timeout_seconds=timeout)
+        providers["local"] = OpenAICompatProvider(
+            "local", local_url, key, timeout_seconds=timeout,
+            context_setting=None if configured_local else "llm.local_context_window",
+        )
     else:
         unavailable["local"] = (
             "local is not configured: the embedded llama.cpp server is not running "

@@ -189,6 +189,31 @@ class RagRetriever(Retriever):
         return sources, context_text(sources, recalled)
 
 
+    async def retrieve_documents(self, user_id: str, text: str) -> tuple[list[Source], str]:
+        """Sources and context from one user's documents, for a question asked outside rooms.
+
+        The same search as a private chat's (top_k, min_score); nothing when it fails.
+        """
+        text = text.strip()
+        try:
+            if not text or not await self._files.any_ready(owner_id=user_id):
+                return [], ""  # nothing to search: no embedding call
+            return await asyncio.wait_for(self._documents(user_id, text), RETRIEVE_TIMEOUT)
+        except Exception:
+            log.warning("retrieval failed for user %s", user_id, exc_info=True)
+            return [], ""
+
+    async def _documents(self, user_id: str, text: str) -> tuple[list[Source], str]:
+        vector = (await self.embedder.embed([text]))[0]
+        hits = await self._vectors.query(
+            f"user:{user_id}", vector, self._settings.top_k, {"kind": "document"}
+        )
+        hits = [h for h in hits if h.score >= self._settings.min_score]
+        live = await self._files.ready_ids(list({str(h.metadata["document_id"]) for h in hits}))
+        sources = [_source(h) for h in hits if h.metadata["document_id"] in live]
+        return sources, context_text(sources, [])
+
+
 def _source(hit: VectorMatch) -> Source:
     meta = hit.metadata
     return Source(
