@@ -15,12 +15,17 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from app import __version__
+from app.assistant.accounting import Accounting
+from app.assistant.admission import AdmissionGate
 from app.assistant.ask import AskService
+from app.assistant.completion import CompletionService
 from app.assistant.engine import AssistantEngine
+from app.assistant.listeners import ReplyListeners
+from app.assistant.source import provider_source
 from app.auth import AuthService
 from app.config import ConfigError, Settings
 from app.events import Emitter
-from app.files import FileService
+from app.files import FileService, RoomFiles
 from app.health import HealthService
 from app.ids import new_id
 from app.keys import (
@@ -77,6 +82,7 @@ from storage.presence import MemoryPresence, PresenceStore, RedisPresence
 from storage.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from storage.rooms import RoomStore
 from storage.streams import MemoryStreamLog, RedisStreamLog, StreamLog
+from storage.usage import UsageStore
 from storage.users import RefreshTokenStore, UserStore
 from storage.vectors import build_vector_store
 
@@ -240,15 +246,30 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     emitter = Emitter(SocketTransport(sio, control))
     users = UserStore(mongo)
     room_store, message_store = RoomStore(mongo), MessageStore(mongo)
+    registry = app[REGISTRY]
+
+    # Files and retrieval, which the assistant and the rooms use.
+    blobs, vectors, embedder = app[BLOBS], app[VECTORS], app[EMBEDDER]
+    file_store = FileStore(mongo)
+    recall = RecallIndexer(mongo, message_store, vectors, embedder)
+    room_files = RoomFiles(file_store, blobs, vectors)
+
+    # The assistant: one admission gate for every path, replies as tasks of their own.
+    gate = AdmissionGate(settings.limits, settings.assistant, limiter, metrics)
+    ledger = UsageStore(mongo)
+    accounting = Accounting(registry, metrics, limiter, ledger)
+    retriever = RagRetriever(settings.vectors, file_store, vectors, embedder, recall)
+    engine = AssistantEngine(
+        settings.assistant, settings.llm, registry, room_store, message_store, emitter,
+        streams, control, node_id, gate, accounting, retriever, provider_source,
+        ReplyListeners(),
+    )
     rooms = RoomService(
         settings.limits, room_store, message_store, users, presence, limiter,
-        emitter, MongoInviteBook(mongo),
+        emitter, MongoInviteBook(mongo), engine, room_files.files_of_chat,
+        on_delete=[room_files.on_room_deleted, recall.forget],
     )
-    engine = AssistantEngine(
-        settings.assistant, settings.llm, settings.limits, app[REGISTRY], room_store,
-        message_store, emitter, metrics, streams, control, node_id, limiter,
-    )
-    rooms.hooks = engine
+    completions = CompletionService(settings.assistant, registry, gate, accounting)
     engine.start()
     auth = AuthService(
         settings.auth, users, RefreshTokenStore(mongo), issuer, limiter,
@@ -263,36 +284,28 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     health.register("llm", lambda: _check_llm(app[REGISTRY], app[LOCAL_LLM]))
     if redis is not None:
         health.register("redis", lambda: _ping_redis(redis))
-    # Files, documents and retrieval.
-    blobs, vectors, embedder = app[BLOBS], app[VECTORS], app[EMBEDDER]
-    file_store = FileStore(mongo)
     ingestor = Ingestor(
         settings.embeddings, settings.limits, file_store, blobs, vectors, embedder, emitter,
         metrics, node_id, single_node=redis is None,
     )
     files = FileService(settings.limits, file_store, blobs, vectors, rooms, metrics, ingestor.wake)
-    recall = RecallIndexer(mongo, message_store, vectors, embedder)
-    retriever = RagRetriever(settings.vectors, file_store, vectors, embedder, recall)
-    engine.retriever = retriever
-    rooms.on_delete += [files.on_room_deleted, recall.forget]
-    rooms.files_of_room = files.files_of_chat
     health.register("blobs", lambda: _ping(blobs.ping()))
     health.register("vectors", lambda: _ping(vectors.ping()))
     await ingestor.start()
     recall.start()
 
     connections = ConnectionRegistry(sio, emitter, settings.server.max_socket_queue)
-    realtime = RealtimeNamespace(REALTIME, issuer, connections, emitter, metrics)
-    realtime.attach(rooms)
-    sio.register_namespace(realtime)
+    sio.register_namespace(
+        RealtimeNamespace(REALTIME, issuer, connections, emitter, metrics, rooms)
+    )
     sio.register_namespace(BaseNamespace(DEFAULT, issuer, connections, emitter, metrics))
 
-    ask = AskService(rooms, engine)
     app[SERVICES] = Services(
         settings=settings, node_id=node_id, metrics=metrics, mongo=mongo, issuer=issuer,
-        auth=auth, rooms=rooms, health=health, engine=engine, registry=app[REGISTRY],
-        ask=ask, usage=UsageService(mongo, rooms), files=files, oidc=oidc,
-        stateless=StatelessAsk(settings.limits, settings.assistant.name, ask, retriever),
+        auth=auth, rooms=rooms, health=health, engine=engine, registry=registry,
+        ask=AskService(settings.assistant, rooms, engine),
+        usage=UsageService(mongo, rooms, ledger), files=files, oidc=oidc,
+        stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever),
     )
     await control.start()
     await presence.start()
