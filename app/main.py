@@ -21,7 +21,7 @@ from app.assistant.ask import AskService
 from app.assistant.completion import CompletionService
 from app.assistant.engine import AssistantEngine
 from app.assistant.listeners import ReplyListeners
-from app.assistant.source import provider_source
+from app.assistant.source import ReplySource, provider_source
 from app.auth import AuthService
 from app.config import ConfigError, Settings
 from app.events import Emitter
@@ -36,6 +36,7 @@ from app.keys import (
     MONGO,
     REDIS,
     REGISTRY,
+    REPLY_SOURCE,
     SERVICES,
     SETTINGS,
     SIO,
@@ -261,8 +262,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     retriever = RagRetriever(settings.vectors, file_store, vectors, embedder, recall)
     engine = AssistantEngine(
         settings.assistant, settings.llm, registry, room_store, message_store, emitter,
-        streams, control, node_id, gate, accounting, retriever, provider_source,
-        ReplyListeners(),
+        streams, control, node_id, gate, accounting, retriever,
+        app[REPLY_SOURCE] or provider_source, ReplyListeners(),
     )
     rooms = RoomService(
         settings.limits, room_store, message_store, users, presence, limiter,
@@ -350,11 +351,15 @@ async def _ping_redis(redis: Redis) -> str:
 
 
 def create_app(
-    settings: Settings, *, providers: Mapping[str, Provider] | None = None
+    settings: Settings,
+    *,
+    providers: Mapping[str, Provider] | None = None,
+    reply_source: ReplySource | None = None,
 ) -> web.Application:
     """Build the aiohttp application; resources open in cleanup_ctx when it starts.
 
-    `providers` adds LLM providers by name (tests inject a scripted one).
+    `providers` adds LLM providers by name (tests inject a scripted one); `reply_source`
+    replaces where replies' events come from (the plain provider call by default).
     """
     middlewares = [error_middleware]
     if settings.server.cors_origins:
@@ -365,6 +370,7 @@ def create_app(
     app = web.Application(middlewares=middlewares, client_max_size=cap)
     app[SETTINGS] = settings
     app[EXTRA_PROVIDERS] = dict(providers or {})
+    app[REPLY_SOURCE] = reply_source
     manager = (
         socketio.AsyncRedisManager(settings.redis.url, channel="parlour")
         if settings.redis.url else None
