@@ -10,9 +10,10 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from pathlib import Path
 
-import socketio
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from app import __version__
 from app.assistant.accounting import Accounting
@@ -67,6 +68,7 @@ from namespaces.server import (
     DEFAULT,
     REALTIME,
     OrjsonModule,
+    ParlourRedisManager,
     ParlourServer,
     SocketTransport,
     close_all_sockets,
@@ -132,9 +134,12 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         app[REDIS] = None
         yield
         return
-    # A blocking pool waits for a free connection instead of raising when full.
+    # A blocking pool waits for a free connection instead of raising when full. Retries:
+    # after a Redis restart every pooled connection is stale once; a command reconnects
+    # instead of failing (and fails within ~0.5 s while Redis is really down).
     pool = BlockingConnectionPool.from_url(
-        settings.redis.url, max_connections=settings.redis.max_connections, timeout=10
+        settings.redis.url, max_connections=settings.redis.max_connections, timeout=10,
+        retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), 3),
     )
     redis = Redis(connection_pool=pool)
     try:
@@ -372,7 +377,7 @@ def create_app(
     app[EXTRA_PROVIDERS] = dict(providers or {})
     app[REPLY_SOURCE] = reply_source
     manager = (
-        socketio.AsyncRedisManager(settings.redis.url, channel="parlour")
+        ParlourRedisManager(settings.redis.url, channel="parlour")
         if settings.redis.url else None
     )
     sio = ParlourServer(

@@ -71,7 +71,7 @@ class RoomService:
         self._limiter = limiter
         self.emitter = emitter
         self._invites = invites
-        self.hooks = hooks
+        self._hooks = hooks
         # Whether every id is a file of the room (files attached to a message).
         self._files_of_room = files_of_room
         # Called with the room id before a room is deleted (files, blobs, vectors go with it).
@@ -125,7 +125,7 @@ class RoomService:
         """
         fields = self._check_settings(req)
         if req.model:
-            await self.hooks.validate_model(req.model)
+            await self._hooks.validate_model(req.model)
         now = utcnow()
         doc: dict[str, Any] = {
             "_id": new_id(),
@@ -156,7 +156,7 @@ class RoomService:
         await self.load(principal, room_id, owner=True)
         fields = self._check_settings(req)
         if fields.get("model"):
-            await self.hooks.validate_model(fields["model"])
+            await self._hooks.validate_model(fields["model"])
         if "title" in fields and fields["title"] is None:
             del fields["title"]
         if "visibility" in fields and fields["visibility"] is None:
@@ -173,7 +173,7 @@ class RoomService:
     async def delete_room(self, principal: Principal, room_id: str) -> None:
         """Delete a room and everything in it (owner only)."""
         await self.load(principal, room_id, owner=True)
-        await self.hooks.on_room_deleted(room_id)
+        await self._hooks.on_room_deleted(room_id)
         for cascade in self._on_delete:
             await cascade(room_id)
         await self._messages.delete_room(room_id)
@@ -221,7 +221,7 @@ class RoomService:
             "online": online,
             "messages": [m.model_dump(mode="json") for m in messages],
         }
-        active = await self.hooks.active_streams(room_id)
+        active = await self._hooks.active_streams(room_id)
         if active:
             # The oldest one; with several (two nodes answering at once) all of them too.
             result["active_stream"] = active[0]
@@ -330,7 +330,7 @@ class RoomService:
             existing = await self._messages.by_client_msg_id(req.room_id, req.client_msg_id)
             if existing is not None:
                 return existing
-        ticket = await self.hooks.admit_reply(room, principal, req.content, options)
+        ticket = await self._hooks.admit_reply(room, principal, req.content, options)
         try:
             message, created = await self._store_message(principal, req)
         except BaseException:
@@ -346,7 +346,7 @@ class RoomService:
         finally:
             # Stored means answered, whatever happens to this call from here on.
             if ticket is not None:
-                self.hooks.start_reply(ticket, room, message, options)
+                self._hooks.start_reply(ticket, room, message, options)
         return message
 
     async def _store_message(self, principal: Principal, req: SendMessage) -> tuple[Message, bool]:
@@ -378,12 +378,12 @@ class RoomService:
     ) -> str:
         """Stop the assistant's reply in a room."""
         room = await self.load(principal, room_id)
-        return await self.hooks.stop(principal, room, message_id)
+        return await self._hooks.stop(principal, room, message_id)
 
     async def regenerate(self, principal: Principal, room_id: str, message_id: str) -> None:
         """A new assistant reply to the same user message."""
         room = await self.load(principal, room_id, write=True)
-        await self.hooks.regenerate(principal, room, message_id)
+        await self._hooks.regenerate(principal, room, message_id)
 
     async def list_messages(
         self,

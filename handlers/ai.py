@@ -232,13 +232,13 @@ async def _answer(
             raise AppError("provider_error", "the reply ended without a result")
         # The first item before the response starts: a refusal (busy, over a limit, no
         # reply started in time) is still an HTTP error with its status.
-        first = await anext(events, None)
+        nothing: dict[str, Any] = {}
+        item = await anext(events, nothing)
         response = await sse_response(request)
         try:
-            item = first
-            while item is not None:
+            while item is not nothing:
                 await sse_send(response, item, event="done" if "done" in item else "delta")
-                item = await anext(events, None)
+                item = await anext(events, nothing)
         except Exception as exc:
             await sse_send(response, {"error": error_from_exception(exc).as_dict()}, event="error")
         return response

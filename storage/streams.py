@@ -114,7 +114,8 @@ class RedisStreamLog:
 
     async def active(self, room_id: str) -> list[dict[str, Any]]:
         room = self._room(room_id)
-        ids = [m.decode() for m in await self._redis.zrange(room, 0, -1)]
+        ids = [m.decode() for m in await self._redis.zrange(room, 0, -1)
+               if isinstance(m, bytes)]
         if not ids:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:

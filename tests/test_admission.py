@@ -79,8 +79,8 @@ async def test_each_path_is_refused_at_its_cap(make_settings: Any) -> None:
         await s.wait("assistant_done", timeout=10)
         async with server.http.get(server.url + "/internal/metrics") as resp:
             text = await resp.text()
-        assert 'parlour_admissions_refused_total{path="message",code="conflict"} 1.0' in text
-        assert 'parlour_admissions_refused_total{path="aisuite",code="rate_limited"} 1.0' in text
+        assert 'parlour_admissions_refused_total{code="conflict",path="message"} 1.0' in text
+        assert 'parlour_admissions_refused_total{code="rate_limited",path="aisuite"} 1.0' in text
     finally:
         await server.close()
 

@@ -44,12 +44,15 @@ class AskService:
             ), options)
             reply_id: str | None = None
             first = True
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout  # other replies' events do not extend it
             while True:
                 try:
-                    async with asyncio.timeout(timeout):
+                    async with asyncio.timeout_at(deadline):
                         event = await sub.get()
-                except TimeoutError:
-                    raise AppError(UNAVAILABLE, _waited(timeout, started=reply_id is not None))
+                except TimeoutError as exc:
+                    started = reply_id is not None
+                    raise AppError(UNAVAILABLE, _waited(timeout, started=started)) from exc
                 if reply_id is None and event.reply_to == message.message_id:
                     if event.kind == "failed" and event.error is not None:
                         raise event.error
@@ -57,6 +60,7 @@ class AskService:
                         reply_id = event.message_id
                 if reply_id is None or event.message_id != reply_id:
                     continue
+                deadline = loop.time() + timeout
                 yield (message if first else None), event
                 first = False
                 if event.kind == "done":

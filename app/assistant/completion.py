@@ -133,6 +133,7 @@ class CompletionService:
                         await self._record(user_id, kind, run)
 
     async def _record(self, user_id: str, kind: str, run: Completion) -> None:
+        finish: str
         if run.finished:
             status, finish = "complete", run.end.finish_reason if run.end else "stop"
         elif run.error is not None:

@@ -8,6 +8,7 @@ message is stored, starts it once the message is, and finds replies to stop or s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -164,7 +165,7 @@ class AssistantEngine:
         for reply in replies:
             reply.cancel("room deleted")
         # Let them settle before the room's messages go (bounded).
-        await asyncio.gather(*(r.wait(SHUTDOWN_GRACE) for r in replies))
+        await _ended(replies)
 
     # -- commands -------------------------------------------------------------------------
 
@@ -174,7 +175,7 @@ class AssistantEngine:
         if member is None or member.role == "viewer":
             raise AppError(FORBIDDEN, "only members can stop the assistant")
         active = await self.active_streams(room.room_id)
-        targets = [a["message_id"] for a in active
+        targets: list[str] = [a["message_id"] for a in active
                    if message_id is None or a["message_id"] == message_id]
         if not targets:
             raise not_found("reply in progress")
@@ -217,4 +218,13 @@ class AssistantEngine:
         replies = list(self._replies)
         for reply in replies:
             reply.cancel("shutdown")
-        await asyncio.gather(*(r.wait(SHUTDOWN_GRACE) for r in replies))
+        await _ended(replies)
+
+
+async def _ended(replies: list[Reply]) -> None:
+    """Wait for replies to end, at most SHUTDOWN_GRACE (their steps have deadlines too)."""
+    if not replies:
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(SHUTDOWN_GRACE):
+            await asyncio.gather(*(r.ended() for r in replies))

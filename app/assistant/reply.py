@@ -1,12 +1,12 @@
 """One assistant reply: its own task, one owner, one `finally` that releases everything.
 
 Lifecycle: created → waiting (its turn in the room, then a running slot) → preparing →
-streaming → finishing → finished. Stop, room deletion and shutdown cancel this reply's
-task (never anything shared); the cancellation is absorbed with `uncancel()` because the
-task ends right after. Whatever happened, `_settle` closes the stream log entry, saves
-the final message and tells the room, each step on its own so a failing Redis or
-MongoDB cannot skip the others; `_release` then gives back the room turn and the
-admission ticket.
+streaming → finishing (the last deltas go out) → settling → finished. Stop, room
+deletion and shutdown cancel this reply's task (never anything shared); the
+cancellation is absorbed with `uncancel()` because the task ends right after.
+Whatever happened, `_settle` closes the stream log entry, saves the final message and
+tells the room, each step on its own so a failing Redis or MongoDB cannot skip the
+others; `_release` then gives back the room turn and the admission ticket.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CLEANUP_TIMEOUT = 5.0  # per cleanup step: a hung backend cannot keep a reply alive
 RESULT_CHARS = 2000  # of a tool result sent to the room and kept on the message
-State = Literal["created", "waiting", "preparing", "streaming", "finishing", "finished"]
+State = Literal[
+    "created", "waiting", "preparing", "streaming", "finishing", "settling", "finished"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,17 +111,19 @@ class Reply:
 
     def cancel(self, reason: str) -> bool:
         """End the reply (stop, room deleted, shutdown); False when it is already ending."""
-        if self._task is None or self._task.done() or self.state in ("finishing", "finished"):
+        if self._task is None or self._task.done() or self.state in (
+            "finishing", "settling", "finished"
+        ):
             return False
         if self._cancel_reason is None:  # one cancel per task, never more
             self._cancel_reason = reason
             self._task.cancel()
         return True
 
-    async def wait(self, timeout: float | None = None) -> None:
-        """Wait for the task to end (without cancelling it)."""
+    async def ended(self) -> None:
+        """Wait for the task to end; cancelling the waiter does not cancel the reply."""
         if self._task is not None:
-            await asyncio.wait({self._task}, timeout=timeout)
+            await asyncio.wait({self._task})
 
     def snapshot(self) -> dict[str, Any] | None:
         """`active_stream` of join_room while the reply streams: what was sent so far."""
@@ -253,7 +257,7 @@ class Reply:
 
     async def _settle(self) -> None:
         env = self._env
-        self.state = "finishing"
+        self.state = "settling"  # no longer shown as streaming, no longer stoppable
         error = self._error
         if error is None and self._failure is not None:
             error = self._as_error(self._failure)
