@@ -334,3 +334,29 @@ async def test_stop_during_a_tool_call_cancels_it_within_a_second(make_settings:
         engine_is_idle(server, user.user_id, room_id)
     finally:
         await server.close()
+
+
+async def test_a_silent_source_ends_the_reply_instead_of_holding_the_room(
+    make_settings: Any,
+) -> None:
+    async def source(request: ReplyRequest) -> AsyncIterator[LoopEvent]:
+        if request.reply_to.content == "hang":
+            yield TextDelta("partial ")
+            await asyncio.sleep(60)  # a stuck model
+        yield TextDelta("fine")
+        yield StreamEnd(TokenUsage(1, 1), "stop")
+
+    server = await start_parlour(
+        make_settings(llm__request_timeout_seconds=0.5), providers=SCRIPTED, reply_source=source
+    )
+    try:
+        _, s, room_id = await private_room(server)
+        await s.ok("send_message", {"room_id": room_id, "content": "hang"})
+        await s.ok("send_message", {"room_id": room_id, "content": "next"})
+        done = await s.wait("assistant_done", count=2, timeout=10)
+        assert done[0]["finish_reason"] == "error" and done[0]["message"]["content"] == "partial "
+        (err,) = await s.wait("error")
+        assert err["code"] == "provider_error" and "sent nothing for 0.5 s" in err["message"]
+        assert done[1]["finish_reason"] == "stop" and done[1]["message"]["content"] == "fine"
+    finally:
+        await server.close()

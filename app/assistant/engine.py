@@ -72,7 +72,7 @@ class AssistantEngine:
             settings=settings, rooms=rooms, messages=messages, emitter=emitter,
             streams=streams, listeners=listeners, accounting=accounting,
             preparer=self._preparer, source=source, gate=gate, queue=self._queue,
-            node_id=node_id,
+            node_id=node_id, idle_timeout=llm.request_timeout_seconds,
         )
         self._replies: set[Reply] = set()
         self._closing = False

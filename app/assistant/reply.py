@@ -26,7 +26,14 @@ from app.assistant.queue import RoomQueue
 from app.assistant.source import ReplyRequest, ReplySource
 from app.assistant.stream import DeltaCoalescer
 from app.config import AssistantSettings
-from app.errors import INTERNAL, UNAVAILABLE, AppError, error_from_exception, not_found
+from app.errors import (
+    INTERNAL,
+    PROVIDER_ERROR,
+    UNAVAILABLE,
+    AppError,
+    error_from_exception,
+    not_found,
+)
 from app.events import Emitter, room_channel
 from app.ids import new_id
 from app.llm.base import ChatMessage, LoopEvent, StreamEnd, TextDelta, ToolCallUpdate
@@ -61,6 +68,7 @@ class ReplyEnv:
     gate: AdmissionGate
     queue: RoomQueue[Reply]
     node_id: str
+    idle_timeout: float  # seconds a source may stay silent (llm.request_timeout_seconds)
 
 
 class Reply:
@@ -195,8 +203,7 @@ class Reply:
         try:
             events = self._env.source(request)
             try:
-                async for event in events:
-                    self._take(event, sender)
+                await self._read(events, sender)
             finally:
                 await _aclose(events)
         finally:
@@ -209,6 +216,21 @@ class Reply:
                 await asyncio.wait({sending})
         if self._failure is not None:
             raise self._failure
+
+    async def _read(self, events: AsyncIterator[LoopEvent], sender: DeltaCoalescer) -> None:
+        # A source silent for longer than a provider request may take is stuck: end it.
+        idle = self._env.idle_timeout
+        while True:
+            try:
+                async with asyncio.timeout(idle):
+                    event = await anext(events)
+            except StopAsyncIteration:
+                return
+            except TimeoutError as exc:
+                raise AppError(
+                    PROVIDER_ERROR, f"the model sent nothing for {idle:g} s; the reply ends here"
+                ) from exc
+            self._take(event, sender)
 
     def _take(self, event: LoopEvent, sender: DeltaCoalescer) -> None:
         if isinstance(event, TextDelta):
