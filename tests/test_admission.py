@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -53,9 +54,10 @@ async def refusals(
 
 
 async def test_each_path_is_refused_at_its_cap(make_settings: Any) -> None:
-    # One reply may run per user and none may wait per room: while one streams, the
-    # room paths are refused `conflict` (409) and the stateless ones `rate_limited` (429).
-    provider = ScriptedProvider(deltas=SLOW, delay=0.05)
+    # One reply may run per user and none may wait per room: while one runs (held until
+    # stopped), the room paths are refused `conflict` (409), the stateless ones
+    # `rate_limited` (429).
+    provider = ScriptedProvider(gate=asyncio.Event())
     server = await start_parlour(make_settings(
         assistant__max_queued_replies_per_room=0, limits__max_concurrent_replies=1,
         llm__default_model="scripted:fixed",
@@ -114,7 +116,8 @@ async def test_each_path_is_refused_past_the_daily_budget(make_settings: Any) ->
 
 
 async def test_run_and_websocket_stop_waiting_when_no_reply_starts(make_settings: Any) -> None:
-    provider = ScriptedProvider(deltas=SLOW[:40], delay=0.03)
+    gate = asyncio.Event()  # the first reply runs until both waits gave up
+    provider = ScriptedProvider(deltas=SLOW[:5], gate=gate)
     server = await start_parlour(make_settings(
         assistant__reply_start_timeout_seconds=0.5,
     ), providers={"scripted": provider})
@@ -131,6 +134,7 @@ async def test_run_and_websocket_stop_waiting_when_no_reply_starts(make_settings
         frames = await ws_ask(server, user, room_id, "also waiting")
         assert frames[-1]["type"] == "error" and frames[-1]["code"] == "unavailable"
         assert "saved" in frames[-1]["message"]
+        gate.set()
         # Both questions were kept and are answered in the chat, in order.
         done = await s.wait("assistant_done", count=3, timeout=20)
         assert [d["finish_reason"] for d in done] == ["stop"] * 3
