@@ -56,7 +56,7 @@ class AskService:
                 if reply_id is None and event.reply_to == message.message_id:
                     if event.kind == "failed" and event.error is not None:
                         raise event.error
-                    if event.kind == "started":
+                    if event.kind in ("started", "done"):  # done: ended as it started
                         reply_id = event.message_id
                 if reply_id is None or event.message_id != reply_id:
                     continue

@@ -135,21 +135,30 @@ class AssistantEngine:
 
     async def active_streams(self, room_id: str) -> list[dict[str, Any]]:
         """The replies streaming in a room, on this node or another, oldest first."""
-        found: dict[str, dict[str, Any]] = {}
+        local: dict[str, dict[str, Any]] = {}
         for reply in self._queue.in_room(room_id):
             snap = reply.snapshot()
             if snap is not None:
-                found[snap["message_id"]] = snap
-        for entry in await self._streams.active(room_id):
+                local[snap["message_id"]] = snap
+        try:
+            entries = await self._streams.active(room_id)
+        except Exception:
+            if not local:
+                raise
+            log.warning("stream log unreadable; showing this node's replies only",
+                        exc_info=True)
+            entries = []
+        found: list[dict[str, Any]] = []
+        for entry in entries:
             message_id = entry["message_id"]
-            if message_id in found:
-                continue
-            if entry["node_id"] == self._node_id or not await self._streaming(message_id):
+            if message_id in local:  # this node's own state is the freshest
+                found.append(local.pop(message_id))
+            elif entry["node_id"] == self._node_id or not await self._streaming(message_id):
                 # This node runs no such reply, or its message ended: a leftover entry.
                 await self._streams.finish(room_id, message_id)
-                continue
-            found[message_id] = {k: entry[k] for k in ("message_id", "seq", "content")}
-        return list(found.values())
+            else:
+                found.append({k: entry[k] for k in ("message_id", "seq", "content")})
+        return found + list(local.values())
 
     async def _streaming(self, message_id: str) -> bool:
         message = await self._messages.get(message_id)
@@ -176,14 +185,18 @@ class AssistantEngine:
             raise AppError(FORBIDDEN, "only members can stop the assistant")
         active = await self.active_streams(room.room_id)
         targets: list[str] = [a["message_id"] for a in active
-                   if message_id is None or a["message_id"] == message_id]
+                              if message_id is None or a["message_id"] == message_id]
         if not targets:
             raise not_found("reply in progress")
-        # Every node hears it; the one running the reply cancels it.
+        local = {r.message_id: r for r in self._queue.in_room(room.room_id)}
         for target in targets:
-            await self._control.publish(
-                {"type": "stop", "room_id": room.room_id, "message_id": target}
-            )
+            reply = local.get(target)
+            if reply is not None:
+                reply.cancel("stop")  # here: no round trip through Redis
+            else:  # every node hears it; the one running the reply cancels it
+                await self._control.publish(
+                    {"type": "stop", "room_id": room.room_id, "message_id": target}
+                )
         return targets[0]
 
     async def _on_command(self, command: dict[str, Any]) -> None:

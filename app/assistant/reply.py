@@ -103,6 +103,7 @@ class Reply:
         self._consuming = False
         self._sender: DeltaCoalescer | None = None
         self._placeholder: Message | None = None
+        self._stored_id: str | None = None
         self._prompt: list[ChatMessage] = []
         self._sources: list[Source] = []
         self._ends: list[StreamEnd] = []
@@ -158,7 +159,11 @@ class Reply:
             except Exception as exc:
                 self._error = self._as_error(exc)
             finally:
-                await self._settle()
+                try:
+                    await self._settle()
+                except Exception:  # every step is guarded; this would be a bug here
+                    log.exception("settling reply %s in room %s failed", self.message_id,
+                                  self.room_id)
         finally:
             self._release()
 
@@ -174,8 +179,9 @@ class Reply:
             room, self.reply_to, self.requested_by, self.model_id
         )
         self._prompt = request.messages
+        self._stored_id = new_id()  # known before the insert, should it be cut short
         self._placeholder, _ = await env.messages.append({
-            "_id": new_id(), "room_id": self.room_id, "role": "assistant", "author": None,
+            "_id": self._stored_id, "room_id": self.room_id, "role": "assistant", "author": None,
             "content": "", "file_ids": [], "reply_to": self.reply_to.message_id,
             "status": "streaming", "model": self.model_id, "requested_by": self.requested_by,
             "path": self.kind, "created_at": utcnow(), "checkpoint_at": utcnow(),
@@ -284,7 +290,11 @@ class Reply:
         if error is None and self._failure is not None:
             error = self._as_error(self._failure)
         if self._placeholder is None or self.model_id is None:
-            # Nothing was stored or sent: tell whoever waits, and the room if it failed.
+            # Nothing was sent: tell whoever waits, and the room if it failed.
+            if self._stored_id is not None:  # cut off while being stored: not `streaming`
+                await self._attempt("cut-off message", env.messages.update(self._stored_id, {
+                    "status": "error" if error else "cancelled",
+                    "finish_reason": "error" if error else "cancelled"}))
             if error is not None:
                 await self._attempt("error event", env.emitter.error(
                     room_channel(self.room_id),
