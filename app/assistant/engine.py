@@ -22,7 +22,7 @@ from app.assistant.queue import RoomQueue
 from app.assistant.reply import Reply, ReplyEnv
 from app.assistant.source import ReplySource
 from app.config import AssistantSettings, LLMSettings
-from app.errors import FORBIDDEN, AppError, invalid, not_found
+from app.errors import FORBIDDEN, UNAVAILABLE, AppError, invalid, not_found
 from app.events import Emitter
 from app.llm.registry import ProviderRegistry
 from app.models import Message, Principal, Room, utcnow
@@ -121,7 +121,7 @@ class AssistantEngine:
         if options.model is not None:
             self.registry.resolve(options.model)
         if self._closing:
-            raise AppError("unavailable", "the server is shutting down; try again shortly")
+            raise AppError(UNAVAILABLE, "the server is shutting down; try again shortly")
         return await self.gate.admit(principal.user_id, room_id=room.room_id, kind=options.kind)
 
     def start_reply(
