@@ -106,6 +106,10 @@ async def test_each_path_is_refused_past_the_daily_budget(make_settings: Any) ->
         assert found["aisuite"] == (429, "rate_limited")
         assert found["ws"][0] == "rate_limited"
         assert await user_messages(server, user, room_id) == []
+        async with server.http.post(server.url + "/api/v1/run", json={"text": "more"},
+                                    headers={"Authorization": f"Bearer {user.token}"}) as resp:
+            assert resp.status == 429
+            assert 0 < int(resp.headers["Retry-After"]) <= 86_400  # at 00:00 UTC
         # regenerate checks the message first: refused on the budget for a real one.
         await s.ok("update_room", {"room_id": room_id, "assistant_mode": "off"})
         note = (await s.ok("send_message", {"room_id": room_id, "content": "a note"}))["message"]

@@ -17,12 +17,13 @@ Usage: `async with gate.admitted(user_id, room_id=None, kind="run") as ticket: .
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from app.config import AssistantSettings, LimitsSettings
-from app.errors import CONFLICT, RATE_LIMITED, AppError
+from app.errors import CONFLICT, DEFAULT_RETRY_AFTER, RATE_LIMITED, AppError, rate_limited
 from app.metrics import Metrics
 from storage.ratelimit import RateLimiter
 
@@ -90,10 +91,9 @@ class AdmissionGate:
             self._room_pending[room_id] = pending + 1
         elif not self._take_slot(user_id):
             self._refused(kind, RATE_LIMITED)
-            raise AppError(
-                RATE_LIMITED,
+            raise rate_limited(
                 f"{self._limits.max_concurrent_replies} replies are already running for you; "
-                "wait for one to finish",
+                "wait for one to finish", DEFAULT_RETRY_AFTER,
             )
         else:
             ticket.running = True
@@ -171,7 +171,9 @@ class AdmissionGate:
         budget = self._limits.max_tokens_per_day
         if budget and await self._limiter.count(tokens_key(user_id), DAY) >= budget:
             self._refused(kind, RATE_LIMITED)
-            raise AppError(RATE_LIMITED, "daily token budget used up; it resets at 00:00 UTC")
+            until_midnight = DAY - int(time.time()) % DAY
+            raise rate_limited("daily token budget used up; it resets at 00:00 UTC",
+                               until_midnight)
 
     def _take_slot(self, user_id: str) -> bool:
         running = self._running.get(user_id, 0)
