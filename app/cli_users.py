@@ -22,7 +22,8 @@ from app.config import Settings
 from app.errors import AppError
 from app.events import Emitter
 from app.node_file import running_node
-from app.rooms import RoomService
+from app.room_hooks import NoHooks
+from app.rooms import RoomService, no_files
 from app.schemas import Signup, parse
 from app.tokens import TokenIssuer
 from storage.embedded_mongo import EmbeddedMongo
@@ -72,7 +73,7 @@ def _build(settings: Settings, mongo: Mongo, where: str) -> Accounts:
     limiter = MemoryRateLimiter()
     rooms = RoomService(
         settings.limits, RoomStore(mongo), MessageStore(mongo), users, MemoryPresence(),
-        limiter, Emitter(NoTransport()), MongoInviteBook(mongo),
+        limiter, Emitter(NoTransport()), MongoInviteBook(mongo), NoHooks(), no_files,
     )
     # The CLI never issues tokens: any secret will do.
     issuer = TokenIssuer(secrets.token_urlsafe(32), 60, 60)

@@ -128,6 +128,7 @@ class AssistantSettings(_Section):
     checkpoint_seconds: float = Field(3.0, gt=0)
     max_output_tokens: int = Field(1024, ge=1)
     max_queued_replies_per_room: int = Field(4, ge=0)
+    reply_start_timeout_seconds: float = Field(60.0, gt=0)
     name: str = "Assistant"
 
 

@@ -116,6 +116,16 @@ class Emitter:
             to=room_channel(room_id),
         )
 
+    async def assistant_tool_call(
+        self, room_id: str, message_id: str, call: dict[str, Any]
+    ) -> None:
+        """`call`: {call_id, name, arguments, status, result?} (result already truncated)."""
+        await self.transport.emit(
+            "assistant_tool_call",
+            {"room_id": room_id, "message_id": message_id, **call},
+            to=room_channel(room_id),
+        )
+
     async def assistant_done(self, message: Message, finish_reason: str) -> None:
         await self.transport.emit(
             "assistant_done",

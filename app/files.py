@@ -84,6 +84,32 @@ def document_json(record: FileRecord) -> dict[str, Any]:
     return data
 
 
+class RoomFiles:
+    """What rooms ask of files (no room access checks: the room service made them).
+
+    Apart from FileService, which needs the room service, so that the room service can
+    be built with this in its constructor.
+    """
+
+    def __init__(self, files: FileStore, blobs: BlobStore, vectors: VectorStore) -> None:
+        self._files = files
+        self._blobs = blobs
+        self._vectors = vectors
+
+    async def files_of_chat(self, chat_id: str, file_ids: list[str]) -> bool:
+        """Whether every id is a file of the room (for messages that attach files)."""
+        unique = list(set(file_ids))
+        return await self._files.count_in_chat(chat_id, unique) == len(unique)
+
+    async def on_room_deleted(self, chat_id: str) -> None:
+        """Delete every file of a deleted room: vectors (messages too), blobs, records."""
+        records = await self._files.mark_chat_deleting(chat_id)
+        await self._vectors.delete_where(f"chat:{chat_id}", {"chat_id": chat_id})
+        for record in records:
+            await self._blobs.delete(record.key)
+            await self._files.delete(record.file_id)
+
+
 class FileService:
     """Uploads, listings, downloads and deletes of chat files and documents."""
 
@@ -135,19 +161,6 @@ class FileService:
         record = await self._files.get(file_id, deleting=True)
         if record is not None and record.scope == "chat" and record.chat_id == chat_id:
             await self._remove(record.file_id)
-
-    async def files_of_chat(self, chat_id: str, file_ids: list[str]) -> bool:
-        """Whether every id is a file of the room (for messages that attach files)."""
-        unique = list(set(file_ids))
-        return await self._files.count_in_chat(chat_id, unique) == len(unique)
-
-    async def on_room_deleted(self, chat_id: str) -> None:
-        """Delete every file of a deleted room: vectors (messages too), blobs, records."""
-        records = await self._files.mark_chat_deleting(chat_id)
-        await self._vectors.delete_where(f"chat:{chat_id}", {"chat_id": chat_id})
-        for record in records:
-            await self._blobs.delete(record.key)
-            await self._files.delete(record.file_id)
 
     # -- documents ------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 
+from app.assistant.source import ReplySource
 from app.config import Settings
 from app.llm.base import Provider
 from app.llm.local_server import LocalLlamaServer
@@ -24,6 +25,8 @@ SIO: web.AppKey[socketio.AsyncServer] = web.AppKey("sio")
 REGISTRY: web.AppKey[ProviderRegistry] = web.AppKey("registry", ProviderRegistry)
 EXTRA_PROVIDERS: web.AppKey[dict[str, Provider]] = web.AppKey("extra_providers")
 LOCAL_LLM: web.AppKey[LocalLlamaServer | None] = web.AppKey("local_llm")
+# Where replies' events come from when not the plain provider call (tests inject one).
+REPLY_SOURCE: web.AppKey[ReplySource | None] = web.AppKey("reply_source")
 # Retrieval backends, opened in rag_ctx.
 BLOBS: web.AppKey[BlobStore] = web.AppKey("blobs")
 VECTORS: web.AppKey[VectorStore] = web.AppKey("vectors")

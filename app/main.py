@@ -10,17 +10,23 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from pathlib import Path
 
-import socketio
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from app import __version__
+from app.assistant.accounting import Accounting
+from app.assistant.admission import AdmissionGate
 from app.assistant.ask import AskService
+from app.assistant.completion import CompletionService
 from app.assistant.engine import AssistantEngine
+from app.assistant.listeners import ReplyListeners
+from app.assistant.source import ReplySource, provider_source
 from app.auth import AuthService
 from app.config import ConfigError, Settings
 from app.events import Emitter
-from app.files import FileService
+from app.files import FileService, RoomFiles
 from app.health import HealthService
 from app.ids import new_id
 from app.keys import (
@@ -31,6 +37,7 @@ from app.keys import (
     MONGO,
     REDIS,
     REGISTRY,
+    REPLY_SOURCE,
     SERVICES,
     SETTINGS,
     SIO,
@@ -61,6 +68,7 @@ from namespaces.server import (
     DEFAULT,
     REALTIME,
     OrjsonModule,
+    ParlourRedisManager,
     ParlourServer,
     SocketTransport,
     close_all_sockets,
@@ -77,6 +85,7 @@ from storage.presence import MemoryPresence, PresenceStore, RedisPresence
 from storage.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from storage.rooms import RoomStore
 from storage.streams import MemoryStreamLog, RedisStreamLog, StreamLog
+from storage.usage import UsageStore
 from storage.users import RefreshTokenStore, UserStore
 from storage.vectors import build_vector_store
 
@@ -125,9 +134,12 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         app[REDIS] = None
         yield
         return
-    # A blocking pool waits for a free connection instead of raising when full.
+    # A blocking pool waits for a free connection instead of raising when full. Retries:
+    # after a Redis restart every pooled connection is stale once; a command reconnects
+    # instead of failing (and fails within ~0.5 s while Redis is really down).
     pool = BlockingConnectionPool.from_url(
-        settings.redis.url, max_connections=settings.redis.max_connections, timeout=10
+        settings.redis.url, max_connections=settings.redis.max_connections, timeout=10,
+        retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), 3),
     )
     redis = Redis(connection_pool=pool)
     try:
@@ -240,15 +252,30 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     emitter = Emitter(SocketTransport(sio, control))
     users = UserStore(mongo)
     room_store, message_store = RoomStore(mongo), MessageStore(mongo)
+    registry = app[REGISTRY]
+
+    # Files and retrieval, which the assistant and the rooms use.
+    blobs, vectors, embedder = app[BLOBS], app[VECTORS], app[EMBEDDER]
+    file_store = FileStore(mongo)
+    recall = RecallIndexer(mongo, message_store, vectors, embedder)
+    room_files = RoomFiles(file_store, blobs, vectors)
+
+    # The assistant: one admission gate for every path, replies as tasks of their own.
+    gate = AdmissionGate(settings.limits, settings.assistant, limiter, metrics)
+    ledger = UsageStore(mongo)
+    accounting = Accounting(registry, metrics, limiter, ledger)
+    retriever = RagRetriever(settings.vectors, file_store, vectors, embedder, recall)
+    engine = AssistantEngine(
+        settings.assistant, settings.llm, registry, room_store, message_store, emitter,
+        streams, control, node_id, gate, accounting, retriever,
+        app[REPLY_SOURCE] or provider_source, ReplyListeners(),
+    )
     rooms = RoomService(
         settings.limits, room_store, message_store, users, presence, limiter,
-        emitter, MongoInviteBook(mongo),
+        emitter, MongoInviteBook(mongo), engine, room_files.files_of_chat,
+        on_delete=[room_files.on_room_deleted, recall.forget],
     )
-    engine = AssistantEngine(
-        settings.assistant, settings.llm, settings.limits, app[REGISTRY], room_store,
-        message_store, emitter, metrics, streams, control, node_id, limiter,
-    )
-    rooms.hooks = engine
+    completions = CompletionService(settings.assistant, registry, gate, accounting)
     engine.start()
     auth = AuthService(
         settings.auth, users, RefreshTokenStore(mongo), issuer, limiter,
@@ -263,36 +290,28 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     health.register("llm", lambda: _check_llm(app[REGISTRY], app[LOCAL_LLM]))
     if redis is not None:
         health.register("redis", lambda: _ping_redis(redis))
-    # Files, documents and retrieval.
-    blobs, vectors, embedder = app[BLOBS], app[VECTORS], app[EMBEDDER]
-    file_store = FileStore(mongo)
     ingestor = Ingestor(
         settings.embeddings, settings.limits, file_store, blobs, vectors, embedder, emitter,
         metrics, node_id, single_node=redis is None,
     )
     files = FileService(settings.limits, file_store, blobs, vectors, rooms, metrics, ingestor.wake)
-    recall = RecallIndexer(mongo, message_store, vectors, embedder)
-    retriever = RagRetriever(settings.vectors, file_store, vectors, embedder, recall)
-    engine.retriever = retriever
-    rooms.on_delete += [files.on_room_deleted, recall.forget]
-    rooms.files_of_room = files.files_of_chat
     health.register("blobs", lambda: _ping(blobs.ping()))
     health.register("vectors", lambda: _ping(vectors.ping()))
     await ingestor.start()
     recall.start()
 
     connections = ConnectionRegistry(sio, emitter, settings.server.max_socket_queue)
-    realtime = RealtimeNamespace(REALTIME, issuer, connections, emitter, metrics)
-    realtime.attach(rooms)
-    sio.register_namespace(realtime)
+    sio.register_namespace(
+        RealtimeNamespace(REALTIME, issuer, connections, emitter, metrics, rooms)
+    )
     sio.register_namespace(BaseNamespace(DEFAULT, issuer, connections, emitter, metrics))
 
-    ask = AskService(rooms, engine)
     app[SERVICES] = Services(
         settings=settings, node_id=node_id, metrics=metrics, mongo=mongo, issuer=issuer,
-        auth=auth, rooms=rooms, health=health, engine=engine, registry=app[REGISTRY],
-        ask=ask, usage=UsageService(mongo, rooms), files=files, oidc=oidc,
-        stateless=StatelessAsk(settings.limits, settings.assistant.name, ask, retriever),
+        auth=auth, rooms=rooms, health=health, engine=engine, registry=registry,
+        ask=AskService(settings.assistant, rooms, engine),
+        usage=UsageService(mongo, rooms, ledger), files=files, oidc=oidc,
+        stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever),
     )
     await control.start()
     await presence.start()
@@ -337,11 +356,15 @@ async def _ping_redis(redis: Redis) -> str:
 
 
 def create_app(
-    settings: Settings, *, providers: Mapping[str, Provider] | None = None
+    settings: Settings,
+    *,
+    providers: Mapping[str, Provider] | None = None,
+    reply_source: ReplySource | None = None,
 ) -> web.Application:
     """Build the aiohttp application; resources open in cleanup_ctx when it starts.
 
-    `providers` adds LLM providers by name (tests inject a scripted one).
+    `providers` adds LLM providers by name (tests inject a scripted one); `reply_source`
+    replaces where replies' events come from (the plain provider call by default).
     """
     middlewares = [error_middleware]
     if settings.server.cors_origins:
@@ -352,8 +375,9 @@ def create_app(
     app = web.Application(middlewares=middlewares, client_max_size=cap)
     app[SETTINGS] = settings
     app[EXTRA_PROVIDERS] = dict(providers or {})
+    app[REPLY_SOURCE] = reply_source
     manager = (
-        socketio.AsyncRedisManager(settings.redis.url, channel="parlour")
+        ParlourRedisManager(settings.redis.url, channel="parlour")
         if settings.redis.url else None
     )
     sio = ParlourServer(

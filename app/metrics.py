@@ -26,7 +26,18 @@ class Metrics:
         )
         self.messages = Counter("parlour_messages_total", "Messages stored", ["role"], registry=r)
         self.replies = Counter(
-            "parlour_assistant_replies_total", "Assistant replies", ["finish_reason"], registry=r
+            "parlour_assistant_replies_total", "Assistant replies and stateless completions",
+            ["finish_reason", "path"], registry=r,
+        )
+        self.replies_running = Gauge(
+            "parlour_replies_running", "Replies running on this node", registry=r
+        )
+        self.replies_pending = Gauge(
+            "parlour_replies_pending", "Room replies admitted (waiting or running)", registry=r
+        )
+        self.admissions_refused = Counter(
+            "parlour_admissions_refused_total", "Replies refused by the admission gate",
+            ["path", "code"], registry=r,
         )
         self.ttft = Histogram(
             "parlour_time_to_first_token_seconds", "Time to first token", registry=r

@@ -90,6 +90,16 @@ class Source(_Record):
     snippet: str
 
 
+class ToolCallRecord(_Record):
+    """A tool call the assistant made while replying, as the final message keeps it."""
+
+    call_id: str
+    name: str
+    arguments: str
+    status: Literal["running", "done", "error"]
+    result: str | None = None
+
+
 class Message(_Record):
     message_id: str
     room_id: str
@@ -103,4 +113,5 @@ class Message(_Record):
     model: str | None = None
     usage: Usage | None = None
     sources: list[Source] | None = None
+    tool_calls: list[ToolCallRecord] | None = None
     created_at: datetime

@@ -2,29 +2,54 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.errors import UNAVAILABLE, AppError, not_found
 from app.models import Message, Principal, Room
 
 
+@dataclass(frozen=True, slots=True)
+class ReplyOptions:
+    """How a new message asks for a reply.
+
+    `kind`: the path (message, run, ws, ...), for limits and usage. `always`: answer even
+    when the room's assistant mode would not (an explicit request). `model`: answer this
+    turn with that model instead of the room's.
+    """
+
+    kind: str = "message"
+    always: bool = False
+    model: str | None = None
+
+
+class ReplyTicket(Protocol):
+    """A reserved reply; released by whoever holds it (the reply, once started)."""
+
+    def release(self) -> None: ...
+
+
 class RoomHooks(Protocol):
-    """What the assistant engine adds to rooms (a no-op until one is attached)."""
+    """What the assistant engine adds to rooms."""
 
-    async def before_user_message(self, room: Room, principal: Principal, content: str) -> None:
-        """Refuse a message (raise) before it is stored, e.g. when no reply could run."""
+    async def admit_reply(
+        self, room: Room, principal: Principal, content: str, options: ReplyOptions
+    ) -> ReplyTicket | None:
+        """Reserve the reply a message asks for (raise if it cannot); None if it asks none."""
 
-    async def on_user_message(self, room: Room, message: Message) -> None:
-        """A user message was stored and broadcast."""
+    def start_reply(
+        self, ticket: Any, room: Room, message: Message, options: ReplyOptions
+    ) -> None:
+        """The message was stored: run its admitted reply."""
 
-    async def active_stream(self, room_id: str) -> dict[str, Any] | None:
-        """The reply being generated in the room: {message_id, seq, content}."""
+    async def active_streams(self, room_id: str) -> list[dict[str, Any]]:
+        """The replies being generated in the room: [{message_id, seq, content}]."""
 
     async def validate_model(self, model: str) -> None:
         """Raise `invalid_payload` for a model the server does not know."""
 
     async def on_room_deleted(self, room_id: str) -> None:
-        """Cascade a deleted room to other stores (files, vectors)."""
+        """The room is being deleted: end its replies."""
 
     async def stop(self, principal: Principal, room: Room, message_id: str | None) -> str:
         """Stop the reply in progress; the stopped message id."""
@@ -34,14 +59,20 @@ class RoomHooks(Protocol):
 
 
 class NoHooks:
-    async def before_user_message(self, room: Room, principal: Principal, content: str) -> None:
+    """Rooms without an assistant."""
+
+    async def admit_reply(
+        self, room: Room, principal: Principal, content: str, options: ReplyOptions
+    ) -> ReplyTicket | None:
         return None
 
-    async def on_user_message(self, room: Room, message: Message) -> None:
+    def start_reply(
+        self, ticket: Any, room: Room, message: Message, options: ReplyOptions
+    ) -> None:
         return None
 
-    async def active_stream(self, room_id: str) -> dict[str, Any] | None:
-        return None
+    async def active_streams(self, room_id: str) -> list[dict[str, Any]]:
+        return []
 
     async def validate_model(self, model: str) -> None:
         return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from app.config import LimitsSettings
@@ -20,7 +20,7 @@ from app.events import Emitter, room_channel
 from app.ids import new_id
 from app.limits import check_message_chars
 from app.models import Author, Member, Message, Principal, Role, Room, User, utcnow
-from app.room_hooks import InviteBook, NoHooks, RoomHooks
+from app.room_hooks import InviteBook, ReplyOptions, RoomHooks
 from app.schemas import CreateRoom, Invite, RoomSettings, SendMessage
 from storage.messages import MessageStore
 from storage.presence import PresenceStore
@@ -31,7 +31,13 @@ from storage.users import UserStore
 log = logging.getLogger(__name__)
 
 
-async def _no_files(room_id: str, file_ids: list[str]) -> bool:
+FilesCheck = Callable[[str, list[str]], Awaitable[bool]]
+RoomCascade = Callable[[str], Awaitable[None]]
+MESSAGE = ReplyOptions()
+
+
+async def no_files(room_id: str, file_ids: list[str]) -> bool:
+    """The files check of a room service without files: only an empty list passes."""
     return not file_ids
 
 
@@ -53,6 +59,9 @@ class RoomService:
         limiter: RateLimiter,
         emitter: Emitter,
         invites: InviteBook,
+        hooks: RoomHooks,
+        files_of_room: FilesCheck,
+        on_delete: Sequence[RoomCascade] = (),
     ) -> None:
         self._limits = limits
         self._rooms = rooms
@@ -62,11 +71,11 @@ class RoomService:
         self._limiter = limiter
         self.emitter = emitter
         self._invites = invites
-        self.hooks: RoomHooks = NoHooks()
+        self._hooks = hooks
+        # Whether every id is a file of the room (files attached to a message).
+        self._files_of_room = files_of_room
         # Called with the room id before a room is deleted (files, blobs, vectors go with it).
-        self.on_delete: list[Callable[[str], Awaitable[None]]] = []
-        # Whether every id is a file of the room (set by the file service).
-        self.files_of_room: Callable[[str, list[str]], Awaitable[bool]] = _no_files
+        self._on_delete = tuple(on_delete)
 
     # -- access ---------------------------------------------------------------------------
 
@@ -116,7 +125,7 @@ class RoomService:
         """
         fields = self._check_settings(req)
         if req.model:
-            await self.hooks.validate_model(req.model)
+            await self._hooks.validate_model(req.model)
         now = utcnow()
         doc: dict[str, Any] = {
             "_id": new_id(),
@@ -147,7 +156,7 @@ class RoomService:
         await self.load(principal, room_id, owner=True)
         fields = self._check_settings(req)
         if fields.get("model"):
-            await self.hooks.validate_model(fields["model"])
+            await self._hooks.validate_model(fields["model"])
         if "title" in fields and fields["title"] is None:
             del fields["title"]
         if "visibility" in fields and fields["visibility"] is None:
@@ -164,8 +173,8 @@ class RoomService:
     async def delete_room(self, principal: Principal, room_id: str) -> None:
         """Delete a room and everything in it (owner only)."""
         await self.load(principal, room_id, owner=True)
-        await self.hooks.on_room_deleted(room_id)
-        for cascade in self.on_delete:
+        await self._hooks.on_room_deleted(room_id)
+        for cascade in self._on_delete:
             await cascade(room_id)
         await self._messages.delete_room(room_id)
         await self._rooms.delete(room_id)
@@ -212,9 +221,11 @@ class RoomService:
             "online": online,
             "messages": [m.model_dump(mode="json") for m in messages],
         }
-        active = await self.hooks.active_stream(room_id)
-        if active is not None:
-            result["active_stream"] = active
+        active = await self._hooks.active_streams(room_id)
+        if active:
+            # The oldest one; with several (two nodes answering at once) all of them too.
+            result["active_stream"] = active[0]
+            result["active_streams"] = active
         return result
 
     async def leave_room(self, principal: Principal, room_id: str, sid: str) -> None:
@@ -301,19 +312,44 @@ class RoomService:
 
     # -- messages -------------------------------------------------------------------------
 
-    async def send_message(self, principal: Principal, req: SendMessage) -> Message:
-        """Store a user message (idempotent on client_msg_id) and broadcast it."""
+    async def send_message(
+        self, principal: Principal, req: SendMessage, options: ReplyOptions = MESSAGE
+    ) -> Message:
+        """Store a user message (idempotent on client_msg_id), broadcast it, start its reply.
+
+        The reply (if the message asks for one) is admitted before anything is stored:
+        refused with `conflict` / `rate_limited`, the message is not stored either.
+        """
         check_message_chars(len(req.content), self._limits, "content")
         if not req.content.strip() and not req.file_ids:
             raise invalid("content: must not be empty")
         room = await self.load(principal, req.room_id, write=True)
-        if req.file_ids and not await self.files_of_room(req.room_id, req.file_ids):
+        if req.file_ids and not await self._files_of_room(req.room_id, req.file_ids):
             raise not_found("file")
         if req.client_msg_id is not None:
             existing = await self._messages.by_client_msg_id(req.room_id, req.client_msg_id)
             if existing is not None:
                 return existing
-        await self.hooks.before_user_message(room, principal, req.content)
+        ticket = await self._hooks.admit_reply(room, principal, req.content, options)
+        try:
+            message, created = await self._store_message(principal, req)
+        except BaseException:
+            if ticket is not None:
+                ticket.release()
+            raise
+        if not created:  # a concurrent retry stored it first
+            if ticket is not None:
+                ticket.release()
+            return message
+        try:
+            await self.emitter.message_received(message)
+        finally:
+            # Stored means answered, whatever happens to this call from here on.
+            if ticket is not None:
+                self._hooks.start_reply(ticket, room, message, options)
+        return message
+
+    async def _store_message(self, principal: Principal, req: SendMessage) -> tuple[Message, bool]:
         if not await self._limiter.hit(
             f"msg:{principal.user_id}", self._limits.messages_per_minute, 60
         ):
@@ -335,23 +371,19 @@ class RoomService:
         }
         if req.client_msg_id is not None:
             doc["client_msg_id"] = req.client_msg_id
-        message, created = await self._messages.append(doc)
-        if created:
-            await self.emitter.message_received(message)
-            await self.hooks.on_user_message(room, message)
-        return message
+        return await self._messages.append(doc)
 
     async def stop_generation(
         self, principal: Principal, room_id: str, message_id: str | None
     ) -> str:
         """Stop the assistant's reply in a room."""
         room = await self.load(principal, room_id)
-        return await self.hooks.stop(principal, room, message_id)
+        return await self._hooks.stop(principal, room, message_id)
 
     async def regenerate(self, principal: Principal, room_id: str, message_id: str) -> None:
         """A new assistant reply to the same user message."""
         room = await self.load(principal, room_id, write=True)
-        await self.hooks.regenerate(principal, room, message_id)
+        await self._hooks.regenerate(principal, room, message_id)
 
     async def list_messages(
         self,

@@ -7,13 +7,14 @@ documents as their private chats do.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Protocol
 
-from app.assistant.ask import AskService
+from app.assistant.completion import Completion, CompletionService
 from app.assistant.context import DEFAULT_SYSTEM
 from app.config import LimitsSettings
 from app.limits import check_message_chars
-from app.llm.base import ChatMessage, ChatParams, StreamEvent
+from app.llm.base import ChatMessage, ChatParams
 from app.models import Principal, Source
 
 
@@ -26,37 +27,48 @@ class DocumentSearch(Protocol):
 
 
 class StatelessAsk:
-    """Completions that store nothing, bounded like messages in rooms."""
+    """Completions that store nothing, bounded and admitted like messages in rooms."""
 
     def __init__(
-        self, limits: LimitsSettings, assistant_name: str, ask: AskService,
+        self, limits: LimitsSettings, assistant_name: str, completions: CompletionService,
         documents: DocumentSearch | None,
     ) -> None:
         self._limits = limits
         self._assistant_name = assistant_name
-        self._ask = ask
+        self._completions = completions
         self._documents = documents
 
+    @asynccontextmanager
     async def chat(
-        self, model: str, messages: Sequence[ChatMessage], params: ChatParams
-    ) -> tuple[str, AsyncIterator[StreamEvent]]:
+        self, principal: Principal, model: str, messages: Sequence[ChatMessage],
+        params: ChatParams,
+    ) -> AsyncIterator[Completion]:
         """An OpenAI-shaped completion: every message's text counts against the limit."""
         check_message_chars(sum(len(m.content) for m in messages), self._limits, "messages")
-        return await self._ask.complete(model, messages, params)
+        async with self._completions.open(principal.user_id, model, kind="aisuite") as run:
+            run.start(messages, params)
+            yield run
 
+    @asynccontextmanager
     async def run(
         self, principal: Principal, text: str, model: str | None
-    ) -> tuple[str, list[Source], AsyncIterator[StreamEvent]]:
-        """One question, answered with the asker's documents when they hold something."""
+    ) -> AsyncIterator[Completion]:
+        """One question, answered with the asker's documents when they hold something.
+
+        Admitted first: a refused call searches nothing. `run.sources` are the cited ones.
+        """
         check_message_chars(len(text), self._limits, "text")
-        sources: list[Source] = []
-        context = ""
-        if self._documents is not None:
-            sources, context = await self._documents.retrieve_documents(principal.user_id, text)
-        messages: list[ChatMessage] = []
-        if context:
-            system = DEFAULT_SYSTEM.format(name=self._assistant_name) + "\n\n" + context
-            messages.append(ChatMessage(role="system", content=system))
-        messages.append(ChatMessage(role="user", content=text))
-        model_id, events = await self._ask.complete(model, messages, ChatParams())
-        return model_id, sources, events
+        async with self._completions.open(principal.user_id, model, kind="run") as run:
+            sources: list[Source] = []
+            context = ""
+            if self._documents is not None:
+                sources, context = await self._documents.retrieve_documents(
+                    principal.user_id, text
+                )
+            messages: list[ChatMessage] = []
+            if context:
+                system = DEFAULT_SYSTEM.format(name=self._assistant_name) + "\n\n" + context
+                messages.append(ChatMessage(role="system", content=system))
+            messages.append(ChatMessage(role="user", content=text))
+            run.start(messages, ChatParams(), sources)
+            yield run

@@ -1,4 +1,4 @@
-"""Token and cost reports: per message, per chat and model."""
+"""Token and cost reports: per message, per chat and model, per user over every path."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from app.errors import not_found
 from app.models import Principal
 from app.rooms import RoomService
 from storage.mongo import Mongo
+from storage.usage import UsageStore
 
 _SUMS = ("input_tokens", "output_tokens", "cached_tokens", "cost_usd")
 SAMPLE_LIMIT = 10_000  # replies read back for latency percentiles
@@ -53,11 +54,12 @@ def _daily(docs: list[dict[str, Any]], days: int, today: datetime) -> list[dict[
 
 
 class UsageService:
-    """Reads usage recorded on assistant messages."""
+    """Reads usage recorded on assistant messages and in the ledger of stateless calls."""
 
-    def __init__(self, mongo: Mongo, rooms: RoomService) -> None:
+    def __init__(self, mongo: Mongo, rooms: RoomService, ledger: UsageStore) -> None:
         self._messages = mongo.messages
         self._rooms = rooms
+        self._ledger = ledger
 
     async def message_usage(self, principal: Principal, message_id: str) -> dict[str, Any]:
         """`{message_id, room_id, model, usage}` of a message the caller can see."""
@@ -93,6 +95,8 @@ class UsageService:
 
         The caller's own, or everyone's for an admin; one chat's when `room_id` is given.
         `daily`: answers, tokens and cost per UTC day over the last `days` days.
+        Room replies count from their messages; calls outside rooms (/run without a chat,
+        /aisuite/chat) from the usage ledger.
         """
         scope: dict[str, Any] = {}
         if room_id is not None:
@@ -106,8 +110,13 @@ class UsageService:
             answers_q["requested_by"] = principal.user_id
         questions = await self._messages.count_documents(questions_q)
         docs = await self._messages.find(
-            answers_q, projection={"usage": 1, "metrics": 1, "status": 1, "created_at": 1}
+            answers_q,
+            projection={"usage": 1, "metrics": 1, "status": 1, "created_at": 1, "path": 1},
         ).sort("created_at", -1).limit(SAMPLE_LIMIT).to_list()
+        if room_id is None:
+            calls = await self._ledger.recent(principal.user_id if mine else None, SAMPLE_LIMIT)
+            questions += len(calls)
+            docs += calls
         latency = [d["metrics"]["latency_ms"] for d in docs
                    if d.get("metrics", {}).get("latency_ms") is not None]
         ttft = [d["metrics"]["ttft_ms"] for d in docs
@@ -117,9 +126,14 @@ class UsageService:
         for d in docs:
             status = d.get("status", "complete")
             by_status[status] = by_status.get(status, 0) + 1
+        by_path: dict[str, int] = {}
+        for d in docs:
+            path = d.get("path", "message")
+            by_path[path] = by_path.get(path, 0) + 1
         return {
             "scope": "all" if not mine else "user", "chat_id": room_id,
             "questions": questions, "answers": len(docs), "answers_by_status": by_status,
+            "answers_by_path": by_path,
             "latency_ms": _stats(latency), "time_to_first_token_ms": _stats(ttft),
             "tokens": {k: totals[k] for k in _SUMS if k != "cost_usd"},
             "cost_usd": round(totals["cost_usd"], 6),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -11,11 +12,14 @@ import orjson
 from aiohttp import BodyPartReader, web
 from pydantic import Field
 
+from app.assistant.completion import Completion
+from app.assistant.listeners import ReplyEvent
 from app.errors import AppError, error_from_exception, invalid
 from app.ids import new_id
 from app.llm.base import ChatMessage, ChatParams, StreamEnd, TokenUsage
-from app.models import WS_SESSION
+from app.models import WS_SESSION, Message
 from app.schemas import CreateRoom, Payload, parse
+from app.services import Services
 from handlers.common import body, form, json_response, principal, query, services
 
 
@@ -115,42 +119,40 @@ async def session_id(request: web.Request) -> web.Response:
 
 async def aisuite_chat(request: web.Request) -> web.StreamResponse:
     """OpenAI-shaped chat completion through any configured provider (SSE when streaming)."""
-    principal(request)
+    who = principal(request)
     req = await body(request, ChatCompletion)
     messages = [ChatMessage(role=t.role, content=t.content) for t in req.messages]
     params = ChatParams(temperature=req.temperature, max_tokens=req.max_tokens)
-    model_id, events = await services(request).stateless.chat(req.model, messages, params)
-    ident, created = f"chatcmpl-{new_id()[:24]}", int(time.time())
-    head = {"id": ident, "created": created, "model": model_id}
-    if not req.stream:
-        parts: list[str] = []
-        end: StreamEnd | None = None
-        async for event in events:
-            if isinstance(event, StreamEnd):
-                end = event
-            else:
-                parts.append(event.text)
-        usage = end.usage if end else TokenUsage(0, 0)
-        return json_response({
-            **head, "object": "chat.completion",
-            "choices": [{"index": 0, "finish_reason": end.finish_reason if end else "stop",
-                         "message": {"role": "assistant", "content": "".join(parts)}}],
-            "usage": _openai_usage(usage),
-        })
-    response = await sse_response(request)
-    chunk = {**head, "object": "chat.completion.chunk"}
-    try:
-        async for event in events:
-            if isinstance(event, StreamEnd):
-                await sse_send(response, {**chunk, "usage": _openai_usage(event.usage), "choices": [
-                    {"index": 0, "delta": {}, "finish_reason": event.finish_reason}]})
-            else:
-                await sse_send(response, {**chunk, "choices": [
-                    {"index": 0, "delta": {"content": event.text}, "finish_reason": None}]})
-    except Exception as exc:
-        await sse_send(response, {"error": error_from_exception(exc).as_dict()}, event="error")
-    await sse_send(response, b"[DONE]")
-    return response
+    async with services(request).stateless.chat(who, req.model, messages, params) as run:
+        ident, created = f"chatcmpl-{new_id()[:24]}", int(time.time())
+        head = {"id": ident, "created": created, "model": run.model_id}
+        if not req.stream:
+            async for _ in run.events:
+                pass
+            end = run.end
+            usage = end.usage if end else TokenUsage(0, 0)
+            return json_response({
+                **head, "object": "chat.completion",
+                "choices": [{"index": 0, "finish_reason": end.finish_reason if end else "stop",
+                             "message": {"role": "assistant", "content": run.text}}],
+                "usage": _openai_usage(usage),
+            })
+        response = await sse_response(request)
+        chunk = {**head, "object": "chat.completion.chunk"}
+        try:
+            async for event in run.events:
+                if isinstance(event, StreamEnd):
+                    last = {"index": 0, "delta": {}, "finish_reason": event.finish_reason}
+                    await sse_send(response, {
+                        **chunk, "usage": _openai_usage(event.usage), "choices": [last],
+                    })
+                else:
+                    await sse_send(response, {**chunk, "choices": [
+                        {"index": 0, "delta": {"content": event.text}, "finish_reason": None}]})
+        except Exception as exc:
+            await sse_send(response, {"error": error_from_exception(exc).as_dict()}, event="error")
+        await sse_send(response, b"[DONE]")
+        return response
 
 
 async def _run_request(request: web.Request) -> Run:
@@ -180,63 +182,66 @@ async def run(request: web.Request) -> web.StreamResponse:
     stream = "text/event-stream" in request.headers.get("Accept", "")
     if req.chat_id is None:
         # The asker's documents are searched, as in their private chats.
-        model_id, sources, events = await services(request).stateless.run(
-            who, req.text, req.model
-        )
-        found = [s.model_dump(mode="json") for s in sources]
-        return await _answer(
-            request, stream, _stateless(services(request), model_id, events, found)
-        )
-    return await _answer(
-        request, stream, _in_room(ask.ask(who, req.chat_id, req.text, model=req.model))
-    )
+        async with services(request).stateless.run(who, req.text, req.model) as run:
+            return await _answer(request, stream, _stateless(services(request), run))
+    return await _answer(request, stream, _in_room(
+        ask.ask(who, req.chat_id, req.text, model=req.model, kind="run")
+    ))
 
 
-async def _stateless(
-    svc: Any, model_id: str, events: Any, sources: list[dict[str, Any]]
-) -> AsyncIterator[dict[str, Any]]:
-    async for event in events:
+async def _stateless(svc: Services, run: Completion) -> AsyncGenerator[dict[str, Any], None]:
+    sources = [s.model_dump(mode="json") for s in run.sources]
+    async for event in run.events:
         if isinstance(event, StreamEnd):
-            cost = svc.registry.cost_usd(model_id, event.usage)
+            cost = svc.registry.cost_usd(run.model_id, event.usage)
             yield {"done": True, "usage": {**asdict(event.usage), "cost_usd": cost},
-                   "sources": sources, "model": model_id}
+                   "sources": sources, "model": run.model_id}
         else:
             yield {"delta": event.text}
 
 
-async def _in_room(events: Any) -> AsyncIterator[dict[str, Any]]:
-    async for _, event in events:
-        if event.kind == "delta":
-            yield {"delta": event.delta}
-        elif event.kind == "done":
-            if event.error is not None:
-                raise event.error
-            message = event.message.model_dump(mode="json")
-            yield {"done": True, "usage": message["usage"], "sources": message["sources"] or [],
-                   "model": message["model"], "message_id": message["message_id"],
-                   "answer": message["content"]}
+async def _in_room(
+    events: AsyncGenerator[tuple[Message | None, ReplyEvent], None],
+) -> AsyncGenerator[dict[str, Any], None]:
+    async with aclosing(events):
+        async for _, event in events:
+            if event.kind == "delta":
+                yield {"delta": event.delta}
+            elif event.kind == "done" and event.message is not None:
+                if event.error is not None:
+                    raise event.error
+                message = event.message.model_dump(mode="json")
+                yield {"done": True, "usage": message["usage"],
+                       "sources": message["sources"] or [], "model": message["model"],
+                       "message_id": message["message_id"], "answer": message["content"]}
 
 
 async def _answer(
-    request: web.Request, stream: bool, events: AsyncIterator[dict[str, Any]]
+    request: web.Request, stream: bool, events: AsyncGenerator[dict[str, Any], None]
 ) -> web.StreamResponse:
-    if not stream:
-        parts: list[str] = []
-        async for item in events:
-            if "delta" in item:
-                parts.append(item["delta"])
-            else:
-                item.pop("done")
-                item.setdefault("answer", "".join(parts))
-                return json_response(item)
-        raise AppError("provider_error", "the reply ended without a result")
-    response = await sse_response(request)
-    try:
-        async for item in events:
-            await sse_send(response, item, event="done" if "done" in item else "delta")
-    except Exception as exc:
-        await sse_send(response, {"error": error_from_exception(exc).as_dict()}, event="error")
-    return response
+    async with aclosing(events):
+        if not stream:
+            parts: list[str] = []
+            async for item in events:
+                if "delta" in item:
+                    parts.append(item["delta"])
+                else:
+                    item.pop("done")
+                    item.setdefault("answer", "".join(parts))
+                    return json_response(item)
+            raise AppError("provider_error", "the reply ended without a result")
+        # The first item before the response starts: a refusal (busy, over a limit, no
+        # reply started in time) is still an HTTP error with its status.
+        nothing: dict[str, Any] = {}
+        item = await anext(events, nothing)
+        response = await sse_response(request)
+        try:
+            while item is not nothing:
+                await sse_send(response, item, event="done" if "done" in item else "delta")
+                item = await anext(events, nothing)
+        except Exception as exc:
+            await sse_send(response, {"error": error_from_exception(exc).as_dict()}, event="error")
+        return response
 
 
 def setup(app: web.Application) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import aclosing
 from typing import Any, Literal
 
 import orjson
@@ -44,13 +45,15 @@ async def _answer(
     except AppError as exc:
         await _error(ws, exc)
         return
-    async for _, event in ask.ask(who, room_id, frame.content):
-        if event.kind == "delta":
-            await _send(ws, {"type": "delta", "delta": event.delta})
-        elif event.kind == "done" and event.message is not None:
-            if event.error is not None:
-                await _error(ws, event.error)
-            await _send(ws, {"type": "done", "message": event.message.model_dump(mode="json")})
+    async with aclosing(ask.ask(who, room_id, frame.content, kind="ws")) as events:
+        async for _, event in events:
+            if event.kind == "delta":
+                await _send(ws, {"type": "delta", "delta": event.delta})
+            elif event.kind == "done" and event.message is not None:
+                if event.error is not None:
+                    await _error(ws, event.error)
+                message = event.message.model_dump(mode="json")
+                await _send(ws, {"type": "done", "message": message})
 
 
 async def ws_chat(request: web.Request) -> web.StreamResponse:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from app.events import Emitter
+from app.metrics import Metrics
 from app.models import Principal
 from app.rooms import RoomService
 from app.schemas import (
@@ -20,14 +23,26 @@ from app.schemas import (
     UpdateRoom,
     parse,
 )
+from app.tokens import TokenIssuer
 from namespaces.base import BaseNamespace
+from namespaces.connections import ConnectionRegistry
+
+log = logging.getLogger(__name__)
 
 
 class RealtimeNamespace(BaseNamespace):
     """Each handler: validate, call one RoomService method, shape the ack."""
 
-    def attach(self, rooms: RoomService) -> None:
-        """Register the room events."""
+    def __init__(
+        self,
+        namespace: str,
+        issuer: TokenIssuer,
+        connections: ConnectionRegistry,
+        emitter: Emitter,
+        metrics: Metrics,
+        rooms: RoomService,
+    ) -> None:
+        super().__init__(namespace, issuer, connections, emitter, metrics)
         self._rooms = rooms
         for event, handler in {
             "create_room": self._create_room,
@@ -105,5 +120,10 @@ class RealtimeNamespace(BaseNamespace):
         return {}
 
     async def disconnected(self, sid: str, principal: Principal, rooms: set[str]) -> None:
+        # One failing room (Redis down, a deleted room) must not leave the others behind.
         for room_id in rooms:
-            await self._rooms.leave_room(principal, room_id, sid)
+            try:
+                await self._rooms.leave_room(principal, room_id, sid)
+            except Exception:
+                log.warning("leaving room %s after sid %s disconnected failed", room_id, sid,
+                            exc_info=True)

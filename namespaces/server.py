@@ -87,6 +87,36 @@ class SocketTransport:
             await self._sio.leave_room(sid, str(command["channel"]), namespace=REALTIME)
 
 
+class ParlourRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    """python-socketio's Redis manager, keeping the clients it replaces when it reconnects.
+
+    Its reconnect (`_redis_connect`, after Redis went away) drops the previous client
+    and pub/sub without closing them, so their sockets leak. They are kept here and
+    closed on shutdown; past a few outages the oldest are closed at once.
+    """
+
+    KEEP = 8
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.replaced: list[Any] = []
+        self.closing: set[asyncio.Task[None]] = set()
+
+    def _redis_connect(self) -> None:
+        previous = [c for c in (self.redis, self.pubsub) if c is not None]
+        super()._redis_connect()
+        self.replaced.extend(previous)
+        while len(self.replaced) > self.KEEP:
+            task = asyncio.get_running_loop().create_task(_close_quietly(self.replaced.pop(0)))
+            self.closing.add(task)
+            task.add_done_callback(self.closing.discard)
+
+
+async def _close_quietly(client: Any) -> None:
+    with contextlib.suppress(Exception):
+        await client.aclose()
+
+
 async def close_client_manager(sio: socketio.AsyncServer) -> None:
     """Stop the Redis manager's listener and close its connections.
 
@@ -100,11 +130,14 @@ async def close_client_manager(sio: socketio.AsyncServer) -> None:
     if isinstance(thread, asyncio.Task):
         thread.cancel()
         await asyncio.gather(thread, return_exceptions=True)
-    for name in ("pubsub", "redis"):
-        client = getattr(manager, name, None)
+    clients = [getattr(manager, name, None) for name in ("pubsub", "redis")]
+    if isinstance(manager, ParlourRedisManager):
+        clients += manager.replaced
+        manager.replaced = []
+        await asyncio.gather(*manager.closing, return_exceptions=True)
+    for client in clients:
         if client is not None:
-            with contextlib.suppress(Exception):
-                await client.aclose()
+            await _close_quietly(client)
 
 
 async def close_socket(sio: socketio.AsyncServer, eio_sid: str, *, abort: bool) -> None:

@@ -79,6 +79,8 @@ class Mongo:
             [("owner_id", ASCENDING), ("scope", ASCENDING), ("created_at", DESCENDING)]
         )
         await files.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
+        usage = self.collection("usage")  # storage/usage.py
+        await usage.create_index([("user_id", ASCENDING), ("created_at", DESCENDING)])
 
     async def ping(self) -> float:
         """Round-trip time of a ping in milliseconds."""

@@ -14,6 +14,7 @@ import jwt
 import socketio
 from aiohttp import web
 
+from app.assistant.source import ReplySource
 from app.config import Settings
 from app.keys import SERVICES
 from app.llm.base import Provider
@@ -97,11 +98,14 @@ class Parlour:
 
 
 async def start_parlour(
-    settings: Settings, providers: Mapping[str, Provider] | None = None
+    settings: Settings,
+    providers: Mapping[str, Provider] | None = None,
+    reply_source: ReplySource | None = None,
 ) -> Parlour:
     """Start the app on a free port (with extra LLM providers, e.g. a scripted one)."""
     port = free_port()
-    runner = web.AppRunner(create_app(settings, providers=providers), shutdown_timeout=1.0)
+    app = create_app(settings, providers=providers, reply_source=reply_source)
+    runner = web.AppRunner(app, shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return Parlour(runner, port)

@@ -26,6 +26,7 @@ class ScriptedProvider:
         delay: float = 0.0,
         fail_after: int = 3,
         cached_tokens: int = 0,
+        gate: asyncio.Event | None = None,
     ) -> None:
         self.name = name
         self.deltas = list(deltas)
@@ -34,6 +35,8 @@ class ScriptedProvider:
         self.cached_tokens = cached_tokens
         self.prompts: list[list[ChatMessage]] = []
         self.started = asyncio.Event()
+        # When given, every stream waits for it before its first delta (tests hold replies).
+        self.gate = gate
 
     @property
     def available(self) -> bool:
@@ -50,6 +53,8 @@ class ScriptedProvider:
     ) -> AsyncIterator[StreamEvent]:
         self.prompts.append(list(messages))
         self.started.set()
+        if self.gate is not None:
+            await self.gate.wait()
         script = self._script(messages, model)
         if params.max_tokens is not None:
             script = script[: params.max_tokens]

@@ -42,12 +42,12 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
             proc.wait()
 
 
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """A throwaway redis-server on a free port (no persistence)."""
+def start_redis(workdir: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """A throwaway redis-server on a free port, or on `port` (no persistence)."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise RuntimeError("redis-server is not installed (make test installs it with apt)")
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(workdir)],

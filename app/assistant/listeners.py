@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from app.errors import AppError
+from app.errors import UNAVAILABLE, AppError
 from app.models import Message
 
 MAX_PENDING = 1024
@@ -16,9 +16,16 @@ MAX_PENDING = 1024
 
 @dataclass(frozen=True)
 class ReplyEvent:
-    kind: Literal["started", "delta", "done"]
+    """`started`, `delta`, `tool_call` and `done` of a reply; `failed` when none started.
+
+    `failed` carries the user message id in `reply_to` (no reply message exists).
+    """
+
+    kind: Literal["started", "delta", "tool_call", "done", "failed"]
     message_id: str
+    reply_to: str = ""
     delta: str = ""
+    call: dict[str, Any] | None = None
     message: Message | None = None
     finish_reason: str = ""
     error: AppError | None = None
@@ -43,7 +50,7 @@ class Subscription:
     async def get(self) -> ReplyEvent:
         """The next event; `AppError(unavailable)` if this reader fell too far behind."""
         if self.overflowed and self.queue.empty():
-            raise AppError("unavailable", "the reader fell behind the reply stream")
+            raise AppError(UNAVAILABLE, "the reader fell behind the reply stream")
         return await self.queue.get()
 
 
@@ -66,15 +73,24 @@ class ReplyListeners:
                 if not subs:
                     del self._rooms[room_id]
 
-    def started(self, room_id: str, message_id: str, reply_to: str) -> None:
+    def _put(self, room_id: str, event: ReplyEvent) -> None:
         for sub in self._rooms.get(room_id, ()):
-            sub.put(ReplyEvent("started", message_id, delta=reply_to))
+            sub.put(event)
+
+    def started(self, room_id: str, message_id: str, reply_to: str) -> None:
+        self._put(room_id, ReplyEvent("started", message_id, reply_to=reply_to))
 
     def delta(self, room_id: str, message_id: str, delta: str) -> None:
-        for sub in self._rooms.get(room_id, ()):
-            sub.put(ReplyEvent("delta", message_id, delta=delta))
+        self._put(room_id, ReplyEvent("delta", message_id, delta=delta))
+
+    def tool_call(self, room_id: str, message_id: str, call: dict[str, Any]) -> None:
+        self._put(room_id, ReplyEvent("tool_call", message_id, call=call))
 
     def done(self, message: Message, finish_reason: str, error: AppError | None) -> None:
-        for sub in self._rooms.get(message.room_id, ()):
-            sub.put(ReplyEvent("done", message.message_id, message=message,
-                               finish_reason=finish_reason, error=error))
+        self._put(message.room_id, ReplyEvent(
+            "done", message.message_id, reply_to=message.reply_to or "", message=message,
+            finish_reason=finish_reason, error=error,
+        ))
+
+    def failed(self, room_id: str, reply_to: str, error: AppError) -> None:
+        self._put(room_id, ReplyEvent("failed", "", reply_to=reply_to, error=error))

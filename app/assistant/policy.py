@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from app.models import Message, Room, Source
 
 MENTION = re.compile(r"(^|\W)@assistant\b", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class ReplyJob:
-    room_id: str
-    reply_to: Message
-    requested_by: str
 
 
 class Retriever:
@@ -30,17 +22,8 @@ class Retriever:
         return [], ""
 
 
-def wants_reply(room: Room, message: Message) -> bool:
-    """Whether the room's assistant mode answers this user message."""
-    if room.room_type != "aisuite" or room.assistant_mode == "off":
-        return False
-    if room.assistant_mode == "always":
-        return True
-    return bool(MENTION.search(message.content))
-
-
 def wants_reply_text(room: Room, content: str) -> bool:
-    """wants_reply for a message not yet stored."""
+    """Whether the room's assistant mode answers a user message with this content."""
     if room.room_type != "aisuite" or room.assistant_mode == "off":
         return False
     return room.assistant_mode == "always" or bool(MENTION.search(content))

@@ -1,4 +1,12 @@
-"""One reply in progress: coalesced deltas, checkpoints, the snapshot late joiners get."""
+"""The outbound side of one reply: coalesced deltas, tool-call updates, checkpoints.
+
+The reply's task reads its source and pushes text and tool-call updates here; this
+sender's own task broadcasts them in order. The first delta goes out at once; later
+ones at most once per `interval_ms`, each carrying only the text that is new (never the
+text so far). Tool-call updates go out at once, after the text that came before them.
+The text so far is checkpointed every `checkpoint_seconds`, deltas or not, so a live
+reply is never taken for the reply of a dead node.
+"""
 
 from __future__ import annotations
 
@@ -6,104 +14,106 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+
+from app.llm.base import ToolCallUpdate
 
 DeltaSink = Callable[[int, str], Awaitable[None]]
+CallSink = Callable[[ToolCallUpdate], Awaitable[None]]
 CheckpointSink = Callable[[str], Awaitable[None]]
-
-
-@dataclass
-class ActiveReply:
-    """A reply being generated. `content` and `seq` are what clients have been sent."""
-
-    room_id: str
-    message_id: str
-    reply_to: str
-    model: str
-    requested_by: str
-    message_seq: int
-    seq: int = 0
-    content: str = ""
-    pending: list[str] = field(default_factory=list)
-    stop_requested: bool = False
-    started_at: float = field(default_factory=time.perf_counter)
-    first_token_at: float | None = None
-    task: asyncio.Task[None] | None = None
-
-    def snapshot(self) -> dict[str, Any]:
-        """`active_stream` of join_room: everything sent so far, and its last delta seq."""
-        return {"message_id": self.message_id, "seq": self.seq, "content": self.content}
+FailureSink = Callable[[BaseException], None]
 
 
 class DeltaCoalescer:
-    """Sends the text received since the last send, at most once per interval.
-
-    Deltas are never accumulated text: each send carries only what is new. The
-    checkpoint writes the text so far to storage every `checkpoint_seconds`.
-    """
+    """Sends what the reply produced; `seq` and `content` are what clients have been sent."""
 
     def __init__(
         self,
-        reply: ActiveReply,
-        send: DeltaSink,
+        send_delta: DeltaSink,
+        send_call: CallSink,
         checkpoint: CheckpointSink,
+        on_failure: FailureSink,
         interval_ms: int,
         checkpoint_seconds: float,
     ) -> None:
-        self._reply = reply
-        self._send = send
+        self._send_delta = send_delta
+        self._send_call = send_call
         self._checkpoint = checkpoint
+        self._on_failure = on_failure
         self._interval = interval_ms / 1000
         self._checkpoint_every = checkpoint_seconds
+        self._items: list[str | ToolCallUpdate] = []
         self._wake = asyncio.Event()
-        self._closed = asyncio.Event()
         self._closing = False
-        self._task: asyncio.Task[None] | None = None
-        self._last_checkpoint = time.monotonic()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"deltas-{self._reply.room_id}")
+        self._last_sent: float | None = None
+        self.seq = 0
+        self.content = ""
+        self.first_token_at: float | None = None
 
     def push(self, text: str) -> None:
         """Queue new text (called for every provider delta)."""
         if not text:
             return
-        if self._reply.first_token_at is None:
-            self._reply.first_token_at = time.perf_counter()
-        self._reply.pending.append(text)
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        if self._items and isinstance(self._items[-1], str):
+            self._items[-1] += text
+        else:
+            self._items.append(text)
         self._wake.set()
 
-    async def flush(self) -> None:
-        """Send whatever is pending now."""
-        reply = self._reply
-        if not reply.pending:
-            return
-        delta = "".join(reply.pending)
-        reply.pending.clear()
-        reply.seq += 1
-        reply.content += delta
-        await self._send(reply.seq, delta)
+    def push_call(self, update: ToolCallUpdate) -> None:
+        """Queue a tool call's progress (sent at once, after the text before it)."""
+        self._items.append(update)
+        self._wake.set()
 
-    async def _run(self) -> None:
-        # Never cancelled mid-send: close() sets a flag and wakes the loop instead.
-        while not self._closing:
-            await self._wake.wait()
-            self._wake.clear()
-            await self.flush()
-            if time.monotonic() - self._last_checkpoint >= self._checkpoint_every:
-                self._last_checkpoint = time.monotonic()
-                await self._checkpoint(self._reply.content)
-            if self._interval and not self._closing:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closed.wait(), self._interval)
-
-    async def close(self) -> None:
-        """Stop the timer and send the rest."""
+    def close(self) -> None:
+        """Send what is pending, then stop (`run` returns)."""
         self._closing = True
-        self._closed.set()
         self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
-        await self.flush()
+
+    async def run(self) -> None:
+        """The sender loop; a failure is reported to `on_failure`, never raised."""
+        try:
+            await self._loop()
+        except Exception as exc:
+            self._on_failure(exc)
+
+    async def _loop(self) -> None:
+        next_checkpoint = time.monotonic() + self._checkpoint_every
+        while True:
+            self._wake.clear()
+            now = time.monotonic()
+            send_at = self._send_at(now)
+            if send_at is not None and send_at <= now:
+                await self._flush()
+                continue
+            if self._closing:
+                return
+            if now >= next_checkpoint:
+                next_checkpoint = now + self._checkpoint_every
+                await self._checkpoint(self.content)
+                continue
+            wait = next_checkpoint - now if send_at is None else min(send_at, next_checkpoint) - now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+
+    def _send_at(self, now: float) -> float | None:
+        """When the pending items are due: None when there are none."""
+        if not self._items:
+            return None
+        if self._closing or self._last_sent is None or len(self._items) > 1:
+            return now  # closing, the first delta, or a tool call waiting behind text
+        if isinstance(self._items[0], ToolCallUpdate):
+            return now
+        return self._last_sent + self._interval
+
+    async def _flush(self) -> None:
+        items, self._items = self._items, []
+        for item in items:
+            if isinstance(item, str):
+                self.seq += 1
+                self.content += item
+                self._last_sent = time.monotonic()
+                await self._send_delta(self.seq, item)
+            else:
+                await self._send_call(item)
