@@ -59,6 +59,7 @@ from app.services import Services
 from app.startup_checks import StartupError
 from app.stateless import StatelessAsk
 from app.tokens import TokenIssuer, load_or_create_secret
+from app.tools.base import ToolSource
 from app.tools.documents import DocumentTools
 from app.tools.google_calendar import CalendarTools
 from app.tools.mcp_servers import MCPServers
@@ -240,7 +241,8 @@ async def tools_ctx(app: web.Application) -> AsyncIterator[None]:
         except ValueError as exc:
             raise StartupError(f"tools.google_calendar.service_account_file: {exc}") from exc
         await mcp.start()
-        app[TOOL_SOURCES] = [calendar, notion, mcp]
+        sources: list[ToolSource] = [calendar, notion, mcp]
+        app[TOOL_SOURCES] = sources
         yield
     finally:
         await mcp.close()

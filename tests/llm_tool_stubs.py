@@ -103,7 +103,8 @@ class AnthropicToolStub:
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
-        if request.headers.get("x-api-key") != "test-key" or not self.turns:
+        keys = {request.headers.get("x-api-key"), request.headers.get("Authorization")}
+        if not keys & {"test-key", "Bearer test-key"} or not self.turns:
             return web.json_response({"type": "error", "error": {
                 "type": "authentication_error", "message": "bad key or no turn"}}, status=401)
         turn = self.turns.pop(0)

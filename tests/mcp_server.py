@@ -11,6 +11,7 @@ import os
 import sys
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
 server = MCPServer("parlour-test")
 
@@ -36,8 +37,8 @@ async def wait(seconds: float) -> str:
 
 @server.tool()
 def fail(reason: str) -> str:
-    """Always fails with the reason."""
-    raise ValueError(reason)
+    """Always fails with the reason (an isError result)."""
+    raise ToolError(reason)
 
 
 @server.tool()

@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 
 from app.config import ToolsSettings
-from app.llm.base import ChatMessage, ChatParams, LoopEvent, StreamEnd, TextDelta, ToolCall, ToolCallUpdate
+from app.llm.base import (
+    ChatMessage,
+    ChatParams,
+    LoopEvent,
+    StreamEnd,
+    TextDelta,
+    ToolCall,
+    ToolCallUpdate,
+)
 from app.models import Member, Room
 from app.tools.base import BUILTIN, Tool, ToolContext, ToolError
 from app.tools.loop import run_tool_loop
@@ -104,7 +112,7 @@ async def test_a_call_runs_and_its_result_goes_back_to_the_model() -> None:
     events = await run(provider, room_tools(box, ["lookup", "slow"]))
 
     assert updates(events) == [("lookup", "running"), ("lookup", "done")]
-    done = [e for e in events if isinstance(e, ToolCallUpdate) and e.status == "done"][0]
+    done = next(e for e in events if isinstance(e, ToolCallUpdate) and e.status == "done")
     assert json.loads(done.result or "") == {"key": "k1", "value": "value-of-k1", "asker": "u1"}
     assert box.calls == [("lookup", {"key": "k1"})]
     # The model was offered the enabled tools only, with the date to resolve "tomorrow".
@@ -193,7 +201,7 @@ async def test_results_are_shortened_for_the_room_but_bounded_for_the_model() ->
     box, provider = Box(), ScriptedProvider()
     provider.tool_script = [(call("big", {}),)]
     events = await run(provider, room_tools(box, ["big"]))
-    done = [e for e in events if isinstance(e, ToolCallUpdate) and e.status == "done"][0]
+    done = next(e for e in events if isinstance(e, ToolCallUpdate) and e.status == "done")
     assert done.result is not None and len(done.result) <= 2000
     tool_turn = provider.prompts[1][-1]
     assert 2000 < len(tool_turn.content) <= 12_000 and tool_turn.content.endswith("characters cut]")

@@ -16,7 +16,7 @@ from app.tools.base import Tool, ToolContext, ToolError
 from app.tools.google_calendar import CalendarTools
 from app.tools.notion import NotionTools
 from tests.test_tool_loop import ROOM
-from tests.tool_stubs import FakeGoogle, FakeNotion, serve
+from tests.tool_stubs import GOOGLE_TOKEN_AUDIENCE, FakeGoogle, FakeNotion, serve
 
 CTX = ToolContext(ROOM, "u1")
 
@@ -68,7 +68,7 @@ async def test_list_events_uses_a_service_account_token_from_the_key_files_token
     # One token for both calls, obtained with a JWT assertion signed by the key file.
     assert len(fake.token_requests) == 1
     claims = fake.token_requests[0]
-    assert claims["iss"] == fake.email and claims["aud"] == f"{fake.url}/token"
+    assert claims["iss"] == fake.email and claims["aud"] == GOOGLE_TOKEN_AUDIENCE
     assert "https://www.googleapis.com/auth/calendar" in claims["scope"]
     assert fake.calendar_requests[0].query["singleEvents"] == "true"
     assert fake.calendar_requests[0].match_info["calendar"] == "team@example.com"
@@ -135,7 +135,7 @@ async def test_calendar_without_a_key_file_is_unconfigured() -> None:
 
 async def test_a_missing_key_file_stops_startup(tmp_path: Path) -> None:
     tools = CalendarTools(GoogleCalendarSettings(service_account_file=tmp_path / "nope.json"), 5)
-    with pytest.raises(ValueError, match="nope.json"):
+    with pytest.raises(ValueError, match=r"nope\.json"):
         await tools.start()
     await tools.close()
 

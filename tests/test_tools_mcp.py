@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,34 +13,28 @@ from app.llm.base import ToolCall
 from app.tools.base import ToolContext
 from app.tools.mcp_servers import MCPServers
 from app.tools.registry import ToolRegistry
-from tests.servers import free_port, stop, wait_for, wait_port
+from tests.servers import free_port, wait_for
 from tests.test_tool_loop import ROOM
+from tests.tool_fixtures import MCP_SERVER as SERVER
 
-SERVER = str(Path(__file__).with_name("mcp_server.py"))
 CTX = ToolContext(ROOM, "u1")
 NAMES = ["add", "crash", "echo", "fail", "wait"]
 
 
-@pytest.fixture(scope="module")
-def http_mcp() -> Iterator[str]:
-    """The test MCP server over streamable HTTP, for this module."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, SERVER, "http", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, 30, proc)
-    yield f"http://127.0.0.1:{port}/mcp"
-    stop(proc)
-
-
-async def started(**servers: MCPServerSettings) -> MCPServers:
+async def started(wait: float = 20, **servers: MCPServerSettings) -> MCPServers:
     hub = MCPServers(servers, timeout=5)
-    await hub.start(wait_seconds=20)
+    await hub.start(wait_seconds=wait)
     return hub
 
 
-@pytest.fixture
+def stdio() -> MCPServerSettings:
+    return MCPServerSettings(command=[sys.executable, SERVER, "stdio"])
+
+
+@pytest.fixture(scope="module")
 async def stdio_hub() -> AsyncIterator[MCPServers]:
-    hub = await started(local=MCPServerSettings(command=[sys.executable, SERVER, "stdio"]))
+    """One stdio server for the tests that leave it running (it takes seconds to start)."""
+    hub = await started(local=stdio())
     yield hub
     await hub.close()
 
@@ -74,17 +66,23 @@ async def test_mcp_tool_errors_and_schema_errors_are_error_results(stdio_hub: MC
     assert await call(stdio_hub, "local__add", {"a": 1, "b": 1}) == ("done", "2")
 
 
-async def test_a_dead_stdio_server_is_an_error_result_then_reconnects(
-    stdio_hub: MCPServers,
-) -> None:
-    _, before = await call(stdio_hub, "local__echo", {"text": "hi"})
-    status, content = await call(stdio_hub, "local__crash", {})
-    assert status == "error"
-    status, content = await call(stdio_hub, "local__echo", {"text": "hi"})
-    assert status == "error" and "local" in content  # down: a clear error, no crash
-    await wait_for(lambda: stdio_hub.status()["local"]["connected"], timeout=15)
-    status, after = await call(stdio_hub, "local__echo", {"text": "hi"})
-    assert status == "done" and after != before  # a new server process
+async def test_a_dead_stdio_server_is_an_error_result_then_reconnects() -> None:
+    hub = await started(local=stdio())
+    try:
+        _, before = await call(hub, "local__echo", {"text": "hi"})
+        status, content = await call(hub, "local__crash", {})
+        assert status == "error" and "local" in content
+        # Down: its tools are gone and a call is a clear error, not a crash.
+        assert hub.tools() == [] and hub.status()["local"]["connected"] is False
+        registry = ToolRegistry(ToolsSettings(), [hub])
+        result = await registry.for_room(["local__echo"], CTX).call(
+            ToolCall("c2", "local__echo", '{"text": "hi"}'))
+        assert result.status == "error" and "not available" in result.content
+        await wait_for(lambda: hub.status()["local"]["connected"], timeout=20)
+        status, after = await call(hub, "local__echo", {"text": "hi"})
+        assert status == "done" and after != before  # answered by a new server process
+    finally:
+        await hub.close()
 
 
 async def test_streamable_http_server(http_mcp: str) -> None:
@@ -99,7 +97,8 @@ async def test_streamable_http_server(http_mcp: str) -> None:
 
 
 async def test_an_unreachable_server_has_no_tools_and_says_why() -> None:
-    hub = await started(gone=MCPServerSettings(url=f"http://127.0.0.1:{free_port()}/mcp"))
+    hub = await started(wait=1, gone=MCPServerSettings(
+        url=f"http://127.0.0.1:{free_port()}/mcp"))
     try:
         assert hub.tools() == []
         status = hub.status()["gone"]

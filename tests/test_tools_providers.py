@@ -10,8 +10,16 @@ from typing import Any
 import pytest
 
 from app.config import ToolsSettings
-from app.llm.base import ChatMessage, ChatParams, StreamEnd, TextDelta, ToolCall, ToolCallUpdate, ToolSpec
 from app.llm.aisuite_provider import AisuiteProvider
+from app.llm.base import (
+    ChatMessage,
+    ChatParams,
+    StreamEnd,
+    TextDelta,
+    ToolCall,
+    ToolCallUpdate,
+    ToolSpec,
+)
 from app.llm.openai_compat import OpenAICompatProvider
 from app.tools.base import ToolContext
 from app.tools.loop import run_tool_loop
@@ -116,18 +124,16 @@ async def test_anthropic_tool_use_through_aisuite(monkeypatch: pytest.MonkeyPatc
 
     assert [(e.name, e.status) for e in events if isinstance(e, ToolCallUpdate)] == [
         ("lookup", "running"), ("lookup", "done")]
-    assert [e.arguments for e in events if isinstance(e, ToolCallUpdate)][0] == '{"key": "k1"}'
+    assert next(e.arguments for e in events if isinstance(e, ToolCallUpdate)) == '{"key": "k1"}'
     text = "".join(e.text for e in events if isinstance(e, TextDelta))
     assert text == "Let me look.\n\nk1 is value-of-k1."
     end = events[-1]
     assert isinstance(end, StreamEnd) and end.finish_reason == "stop"
     assert end.usage.input_tokens == 80 and end.usage.output_tokens == 24
     first, second = fake.requests
-    assert first["tools"] == [{"name": "lookup", "description": "Look a key up.",
-                               "input_schema": {"type": "object",
-                                                "properties": SPEC.parameters["properties"]
-                                                | Box().tools()[0].parameters["properties"],
-                                                "required": ["key"]}}]
+    lookup = Box().tools()[0].parameters
+    assert first["tools"] == [{"name": "lookup", "description": "Look a key up.", "input_schema": {
+        "type": "object", "properties": lookup["properties"], "required": ["key"]}}]
     assert first["system"].startswith("S")
     assistant, result = second["messages"][-2:]
     assert assistant["role"] == "assistant"

@@ -4,6 +4,7 @@ and Calendar v3) and Notion. Each checks credentials the way the real service do
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
 import time
@@ -23,6 +24,8 @@ from tests.servers import free_port
 
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# Google checks the assertion's audience against its own endpoint, whatever URL served it.
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 
 
 @asynccontextmanager
@@ -47,7 +50,7 @@ class FakeGoogle:
     """Google's token endpoint and the Calendar v3 events API, in one aiohttp app.
 
     The token endpoint verifies the service account's signed JWT assertion (RS256 with
-    the key it generated, iss, aud = its token_uri, scope, iat/exp) and issues an opaque
+    the key it generated, iss, aud = Google's token endpoint, scope, iat/exp) and issues an opaque
     token; the Calendar API accepts only an issued, unexpired token.
     """
 
@@ -61,7 +64,7 @@ class FakeGoogle:
     url: str = ""
 
     def __post_init__(self) -> None:
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._key = _service_account_key()
 
     def key_file(self, directory: Path) -> Path:
         """A service-account key file whose token_uri points here."""
@@ -91,7 +94,7 @@ class FakeGoogle:
         try:
             claims = jwt.decode(
                 str(form.get("assertion", "")), self._key.public_key(), algorithms=["RS256"],
-                audience=f"{self.url}/token", issuer=self.email,
+                audience=GOOGLE_TOKEN_AUDIENCE, issuer=self.email,
                 options={"require": ["iss", "aud", "iat", "exp", "scope"]},
             )
         except jwt.PyJWTError as exc:
@@ -146,6 +149,12 @@ class FakeGoogle:
                  "htmlLink": "https://calendar.example/event"}
         self.events.append(event)
         return web.json_response(event)
+
+
+@functools.cache
+def _service_account_key() -> rsa.RSAPrivateKey:
+    """One RSA key per test run (generating one takes a while)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def _parse(value: str) -> datetime:

@@ -33,11 +33,13 @@ class _TimedRequest(Request):
         super().__init__(session)
         self._timeout = timeout
 
-    def __call__(  # type: ignore[override]
+    def __call__(
         self, url: str, method: str = "GET", body: Any = None,
         headers: Any = None, timeout: Any = None, **kwargs: Any,
     ) -> Any:
-        return super().__call__(url, method, body, headers, timeout=self._timeout, **kwargs)
+        return super().__call__(  # type: ignore[no-untyped-call]
+            url, method, body, headers, timeout=self._timeout, **kwargs
+        )
 
 
 class ServiceAccountTokens:
@@ -54,7 +56,7 @@ class ServiceAccountTokens:
     def load(self) -> None:
         """Read the key file (blocking: call through asyncio.to_thread); ValueError if bad."""
         try:
-            credentials = service_account.Credentials.from_service_account_file(
+            credentials = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
                 str(self._key_file), scopes=list(SCOPES)
             )
         except (OSError, ValueError, KeyError) as exc:
@@ -65,7 +67,9 @@ class ServiceAccountTokens:
 
     def _refresh(self) -> str:
         assert self._credentials is not None
-        self._credentials.refresh(_TimedRequest(self._session, self._timeout))
+        self._credentials.refresh(  # type: ignore[no-untyped-call]
+            _TimedRequest(self._session, self._timeout)
+        )
         return str(self._credentials.token)
 
     async def token(self) -> str:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from app.llm.base import (
     ChatMessage,
@@ -31,6 +32,7 @@ from app.tools.base import MAX_EVENT_RESULT_CHARS, truncate
 from app.tools.registry import RoomTools, ToolResult
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CANCEL_GRACE_SECONDS = 1.0  # a cancelled call gets this long to unwind
 ROUNDS_EXHAUSTED = (
@@ -67,7 +69,7 @@ async def run_tool_loop(
     while True:
         end: StreamEnd | None = None
         round_text: list[str] = []
-        async with aclosing(provider.stream_chat(history, model, request)) as stream:
+        async with _closing(provider.stream_chat(history, model, request)) as stream:
             async for event in stream:
                 if isinstance(event, StreamEnd):
                     end = event
@@ -82,7 +84,9 @@ async def run_tool_loop(
         total = _add(total, end.usage)
         estimated = estimated or end.usage_estimated
         if not end.tool_calls:
-            finish: FinishReason = "stop" if end.finish_reason == "tool_calls" else end.finish_reason
+            finish: FinishReason = end.finish_reason
+            if finish == "tool_calls":  # a tool turn without calls: nothing left to do
+                finish = "stop"
             yield StreamEnd(total, finish, usage_estimated=estimated)
             return
         if rounds >= max_rounds:
@@ -107,7 +111,7 @@ async def run_tool_loop(
 
 async def _run_calls(
     tools: RoomTools, calls: Sequence[ToolCall]
-) -> AsyncIterator[tuple[int, ToolCallUpdate, ToolResult | None]]:
+) -> AsyncGenerator[tuple[int, ToolCallUpdate, ToolResult | None], None]:
     """`running` for every call, then each call's end as it finishes (each its own task)."""
     for index, call in enumerate(calls):
         yield index, ToolCallUpdate(call.call_id, call.name, call.arguments, "running"), None
@@ -138,6 +142,17 @@ async def _run_calls(
             for task in stuck:
                 log.warning("tool call %s did not stop within %.0f s", task.get_name(),
                             CANCEL_GRACE_SECONDS)
+
+
+@asynccontextmanager
+async def _closing(events: AsyncIterator[T]) -> AsyncGenerator[AsyncIterator[T], None]:
+    """Close a provider's stream when the loop leaves it (its own `finally` runs now)."""
+    try:
+        yield events
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _add(a: TokenUsage, b: TokenUsage) -> TokenUsage:

@@ -82,10 +82,10 @@ class MCPServer:
         """Start the connection task."""
         self._task = asyncio.create_task(self._run(), name=f"mcp-{self.name}")
 
-    async def wait_connected(self, timeout: float) -> bool:
-        """Wait until the first connection is up (False when it is not, within `timeout`)."""
+    async def wait_connected(self, seconds: float) -> bool:
+        """Wait until the first connection is up (False when it is not, within `seconds`)."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 await self._connected.wait()
         return self._connected.is_set()
 
@@ -136,8 +136,14 @@ class MCPServer:
                 if not self._broken.is_set():
                     async with asyncio.timeout(self._timeout):
                         await client.send_ping()
-            self.last_error = "the connection was lost"
-            log.warning("MCP server %s: connection lost; reconnecting", self.name)
+            log.warning("MCP server %s: %s; reconnecting", self.name, self.last_error)
+
+    def _lost(self, client: Client, why: str) -> None:
+        """A call found the session dead: stop offering it; the task reconnects."""
+        if self._client is client:
+            self.last_error = why
+            self._forget()
+            self._broken.set()
 
     def _forget(self) -> None:
         self._client = None
@@ -181,10 +187,10 @@ class MCPServer:
             result = await client.call_tool(remote, arguments)
         except MCPError as exc:
             if exc.code == CONNECTION_CLOSED:
-                self._broken.set()
+                self._lost(client, "the connection closed")
             raise ToolError(f"the MCP server {self.name} failed: {exc.message}") from exc
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
-            self._broken.set()
+            self._lost(client, _describe(exc))
             raise ToolError(f"the MCP server {self.name} is unreachable: {_describe(exc)}"
                             ) from exc
         text = _result_text(result)
