@@ -22,7 +22,7 @@ from app.assistant.ask import AskService
 from app.assistant.completion import CompletionService
 from app.assistant.engine import AssistantEngine
 from app.assistant.listeners import ReplyListeners
-from app.assistant.source import ReplySource, provider_source
+from app.assistant.source import ReplySource
 from app.auth import AuthService
 from app.config import ConfigError, Settings
 from app.events import Emitter
@@ -65,6 +65,7 @@ from app.tools.google_calendar import CalendarTools
 from app.tools.mcp_servers import MCPServers
 from app.tools.notion import NotionTools
 from app.tools.registry import ToolRegistry
+from app.tools.source import ToolLoopSource
 from app.usage import UsageService
 from handlers.common import cors_middleware, error_middleware
 from handlers.routes import setup_routes
@@ -300,7 +301,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     engine = AssistantEngine(
         settings.assistant, settings.llm, registry, room_store, message_store, emitter,
         streams, control, node_id, gate, accounting, retriever,
-        app[REPLY_SOURCE] or provider_source, ReplyListeners(),
+        app[REPLY_SOURCE] or ToolLoopSource(tools), ReplyListeners(),
     )
     rooms = RoomService(
         settings.limits, room_store, message_store, users, presence, limiter,

@@ -1,11 +1,4 @@
-"""Tools in replies, end to end: a shared room, the calendar tool, MCP, stop, round limits.
-
-NOT COLLECTED YET (the file name does not start with test_): it needs the rebuilt reply
-engine (branch `engine`: app/assistant/source.py, `assistant_tool_call`, `tool_calls` on
-the final message) with `ToolLoopSource(tools)` as its reply source in app/main.py. With
-that wiring all four tests passed on a trial merge of `engine`; rename this file to
-test_tools_e2e.py when wiring.
-"""
+"""Tools in replies, end to end: a shared room, the calendar tool, MCP, stop, round limits."""
 
 from __future__ import annotations
 
