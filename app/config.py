@@ -15,6 +15,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -132,6 +133,50 @@ class AssistantSettings(_Section):
     name: str = "Assistant"
 
 
+# Lower-case, no "__": the name must survive PARLOUR_TOOLS__MCP__<NAME>__KEY, and MCP tools
+# are offered to the model as `<server>__<tool>`.
+MCPServerName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")]
+
+
+class GoogleCalendarSettings(_Section):
+    """The calendar tools: unset `service_account_file` leaves them unconfigured."""
+
+    service_account_file: Path | None = None
+    calendar_id: str = "primary"
+    api_base_url: str = "https://www.googleapis.com"
+    # Domain-wide delegation: act as this user (Google Workspace); unset = the account itself.
+    subject: str | None = None
+
+
+class NotionSettings(_Section):
+    """The Notion tools; the token comes only from NOTION_TOKEN."""
+
+    base_url: str = "https://api.notion.com"
+    parent_page_id: str | None = None
+
+
+class MCPServerSettings(_Section):
+    """One MCP server: `command` (stdio) or `url` (streamable HTTP), not both."""
+
+    command: list[str] | None = Field(None, min_length=1)
+    url: str | None = None
+    env: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> MCPServerSettings:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("set exactly one of command (stdio) or url (streamable HTTP)")
+        return self
+
+
+class ToolsSettings(_Section):
+    max_rounds: int = Field(5, ge=1, le=50)
+    timeout_seconds: float = Field(20.0, gt=0)
+    google_calendar: GoogleCalendarSettings = GoogleCalendarSettings()
+    notion: NotionSettings = NotionSettings()
+    mcp: dict[MCPServerName, MCPServerSettings] = {}
+
+
 class OIDCProviderSettings(_Section):
     """One OpenID Connect provider; the table name is the `{provider}` of the routes."""
 
@@ -174,6 +219,7 @@ class Settings(BaseSettings):
     embeddings: EmbeddingSettings = EmbeddingSettings()
     llm: LLMSettings = LLMSettings()
     assistant: AssistantSettings = AssistantSettings()
+    tools: ToolsSettings = ToolsSettings()
     oidc: dict[OIDCProviderName, OIDCProviderSettings] = {}
 
     @field_validator("oidc")

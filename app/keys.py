@@ -13,6 +13,7 @@ from app.llm.local_server import LocalLlamaServer
 from app.llm.registry import ProviderRegistry
 from app.rag.embeddings import Embedder
 from app.services import Services
+from app.tools.base import ToolSource
 from storage.blobs import BlobStore
 from storage.mongo import Mongo
 from storage.vectors import VectorStore
@@ -31,3 +32,5 @@ REPLY_SOURCE: web.AppKey[ReplySource | None] = web.AppKey("reply_source")
 BLOBS: web.AppKey[BlobStore] = web.AppKey("blobs")
 VECTORS: web.AppKey[VectorStore] = web.AppKey("vectors")
 EMBEDDER: web.AppKey[Embedder] = web.AppKey("embedder")
+# Calendar, Notion and MCP tools, opened in tools_ctx (search_documents joins in services).
+TOOL_SOURCES: web.AppKey[list[ToolSource]] = web.AppKey("tool_sources")

@@ -22,7 +22,7 @@ from app.assistant.ask import AskService
 from app.assistant.completion import CompletionService
 from app.assistant.engine import AssistantEngine
 from app.assistant.listeners import ReplyListeners
-from app.assistant.source import ReplySource, provider_source
+from app.assistant.source import ReplySource
 from app.auth import AuthService
 from app.config import ConfigError, Settings
 from app.events import Emitter
@@ -41,6 +41,7 @@ from app.keys import (
     SERVICES,
     SETTINGS,
     SIO,
+    TOOL_SOURCES,
     VECTORS,
 )
 from app.limits import transport_cap_bytes
@@ -58,6 +59,13 @@ from app.services import Services
 from app.startup_checks import StartupError
 from app.stateless import StatelessAsk
 from app.tokens import TokenIssuer, load_or_create_secret
+from app.tools.base import ToolSource
+from app.tools.documents import DocumentTools
+from app.tools.google_calendar import CalendarTools
+from app.tools.mcp_servers import MCPServers
+from app.tools.notion import NotionTools
+from app.tools.registry import ToolRegistry
+from app.tools.source import ToolLoopSource
 from app.usage import UsageService
 from handlers.common import cors_middleware, error_middleware
 from handlers.routes import setup_routes
@@ -222,6 +230,27 @@ async def rag_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def tools_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Google Calendar, Notion and the MCP servers' sessions (closed after the services)."""
+    settings = app[SETTINGS].tools
+    calendar = CalendarTools(settings.google_calendar, settings.timeout_seconds)
+    notion = NotionTools(settings.notion, settings.timeout_seconds)
+    mcp = MCPServers(settings.mcp, settings.timeout_seconds)
+    try:
+        try:
+            await calendar.start()
+        except ValueError as exc:
+            raise StartupError(f"tools.google_calendar.service_account_file: {exc}") from exc
+        await mcp.start()
+        sources: list[ToolSource] = [calendar, notion, mcp]
+        app[TOOL_SOURCES] = sources
+        yield
+    finally:
+        await mcp.close()
+        await notion.close()
+        await calendar.close()
+
+
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     """Build the services, register the namespaces; shut Socket.IO down first on exit."""
     settings = app[SETTINGS]
@@ -265,15 +294,19 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     ledger = UsageStore(mongo)
     accounting = Accounting(registry, metrics, limiter, ledger)
     retriever = RagRetriever(settings.vectors, file_store, vectors, embedder, recall)
+    # Tools: search_documents over the same retriever, plus calendar, Notion and MCP.
+    tools = ToolRegistry(settings.tools, [
+        DocumentTools(retriever, settings.vectors.top_k), *app[TOOL_SOURCES],
+    ])
     engine = AssistantEngine(
         settings.assistant, settings.llm, registry, room_store, message_store, emitter,
         streams, control, node_id, gate, accounting, retriever,
-        app[REPLY_SOURCE] or provider_source, ReplyListeners(),
+        app[REPLY_SOURCE] or ToolLoopSource(tools), ReplyListeners(),
     )
     rooms = RoomService(
         settings.limits, room_store, message_store, users, presence, limiter,
         emitter, MongoInviteBook(mongo), engine, room_files.files_of_chat,
-        on_delete=[room_files.on_room_deleted, recall.forget],
+        on_delete=[room_files.on_room_deleted, recall.forget], tools=tools,
     )
     completions = CompletionService(settings.assistant, registry, gate, accounting)
     engine.start()
@@ -310,7 +343,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         settings=settings, node_id=node_id, metrics=metrics, mongo=mongo, issuer=issuer,
         auth=auth, rooms=rooms, health=health, engine=engine, registry=registry,
         ask=AskService(settings.assistant, rooms, engine),
-        usage=UsageService(mongo, rooms, ledger), files=files, oidc=oidc,
+        usage=UsageService(mongo, rooms, ledger), files=files, oidc=oidc, tools=tools,
         stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever),
     )
     await control.start()
@@ -401,6 +434,6 @@ def create_app(
         await sio.shutdown()
 
     app.on_shutdown.append(close_sockets)
-    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, llm_ctx, rag_ctx, services_ctx])
+    app.cleanup_ctx.extend([mongo_ctx, redis_ctx, llm_ctx, rag_ctx, tools_ctx, services_ctx])
     setup_routes(app, WEB_DIR)
     return app

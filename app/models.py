@@ -66,6 +66,7 @@ class Room(_Record):
     system_prompt: str
     visibility: Visibility
     members: list[Member]
+    tools: list[str] = []
     last_seq: int
     created_at: datetime
     updated_at: datetime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from app.config import LimitsSettings
 from app.errors import (
@@ -41,6 +41,23 @@ async def no_files(room_id: str, file_ids: list[str]) -> bool:
     return not file_ids
 
 
+class ToolCatalog(Protocol):
+    """The tools a room may enable (app.tools.registry.ToolRegistry)."""
+
+    def check_enable(self, names: Sequence[str]) -> list[str]:
+        """The names deduplicated; `invalid_payload` naming unknown or unconfigured ones."""
+        ...
+
+
+class NoTools:
+    """A node without tools: enabling any is refused."""
+
+    def check_enable(self, names: Sequence[str]) -> list[str]:
+        if names:
+            raise invalid(f"tools: no tools on this server ({', '.join(names)})")
+        return []
+
+
 def author_of(principal: Principal) -> Author:
     """The author record of a caller."""
     return Author(user_id=principal.user_id, name=principal.name)
@@ -62,8 +79,10 @@ class RoomService:
         hooks: RoomHooks,
         files_of_room: FilesCheck,
         on_delete: Sequence[RoomCascade] = (),
+        tools: ToolCatalog | None = None,
     ) -> None:
         self._limits = limits
+        self._tools: ToolCatalog = tools or NoTools()
         self._rooms = rooms
         self._messages = messages
         self._users = users
@@ -111,6 +130,8 @@ class RoomService:
                 PAYLOAD_TOO_LARGE,
                 f"system_prompt: at most {self._limits.max_system_prompt_chars} characters",
             )
+        if req.tools is not None:
+            fields["tools"] = self._tools.check_enable(req.tools)
         return fields
 
     # -- rooms ----------------------------------------------------------------------------
@@ -136,6 +157,7 @@ class RoomService:
             "assistant_mode": fields.get("assistant_mode"),
             "system_prompt": fields.get("system_prompt") or "",
             "visibility": fields.get("visibility") or "private",
+            "tools": fields.get("tools") or [],
             "members": [{"user_id": principal.user_id, "name": principal.name, "role": "owner"}],
             "member_ids": [principal.user_id],
             "last_seq": 0,
@@ -163,6 +185,8 @@ class RoomService:
             del fields["visibility"]
         if "system_prompt" in fields and fields["system_prompt"] is None:
             fields["system_prompt"] = ""
+        if "tools" in fields and fields["tools"] is None:
+            fields["tools"] = []
         fields["updated_at"] = utcnow()
         room = await self._rooms.update(room_id, fields)
         if room is None:

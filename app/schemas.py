@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 from pydantic_core import PydanticCustomError
 
 from app.errors import invalid
@@ -14,6 +21,7 @@ from app.models import AssistantMode, RoomType, Visibility
 T = TypeVar("T", bound=BaseModel)
 
 Id = Field(min_length=1, max_length=128)
+ToolName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -57,6 +65,8 @@ class RoomSettings(Payload):
     assistant_mode: AssistantMode | None = None
     system_prompt: str | None = None
     visibility: Visibility | None = None
+    # Tool names the assistant may call in this room (see GET /api/v1/tools).
+    tools: list[ToolName] | None = Field(None, max_length=64)
 
 
 class CreateRoom(RoomSettings):

@@ -16,6 +16,7 @@ from app.oidc import OIDCService
 from app.rooms import RoomService
 from app.stateless import StatelessAsk
 from app.tokens import TokenIssuer
+from app.tools.registry import ToolRegistry
 from app.usage import UsageService
 from storage.mongo import Mongo
 
@@ -37,3 +38,4 @@ class Services:
     stateless: StatelessAsk
     files: FileService | None = None
     oidc: OIDCService | None = None
+    tools: ToolRegistry | None = None

@@ -86,6 +86,8 @@ OPERATIONS = [
        response=R.Completion),
     Op("post", "/api/v1/run", "Ask once (stateless with your documents, or in a chat)", Run,
        run_body=True, response=R.RunAnswer),
+    Op("get", "/api/v1/tools", "Tools a room can enable: name, description, parameters, "
+       "source, configured", response=R.Tools),
     Op("get", "/api/v1/session_id", "A new room id for the plain WebSocket",
        response=R.SessionId),
     Op("get", "/api/v1/metrics", "Questions, answers, latency, tokens, cost (all for admins)",

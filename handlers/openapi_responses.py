@@ -172,6 +172,18 @@ class Completion(BaseModel):
     usage: dict[str, Any]
 
 
+class ToolInfo(BaseModel):
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    source: str
+    configured: bool
+
+
+class Tools(BaseModel):
+    tools: list[ToolInfo]
+
+
 class SessionId(BaseModel):
     session_id: str
 

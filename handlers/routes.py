@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from app.errors import not_found
-from handlers import ai, auth, chats, documents, files, internal, oidc, openapi, ws
+from handlers import ai, auth, chats, documents, files, internal, oidc, openapi, tools, ws
 from handlers.methods import method_not_allowed
 
 
@@ -32,6 +32,7 @@ def setup_routes(app: web.Application, web_dir: Path) -> None:
     ws.setup(app)
     files.setup(app)
     documents.setup(app)
+    tools.setup(app)
     openapi.setup(app)
 
     async def static(request: web.Request) -> web.StreamResponse:

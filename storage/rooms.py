@@ -28,6 +28,7 @@ def room_from_doc(doc: Doc) -> Room:
         system_prompt=doc.get("system_prompt", ""),
         visibility=doc["visibility"],
         members=[Member(**m) for m in doc["members"]],
+        tools=doc.get("tools") or [],
         last_seq=doc.get("last_seq", 0),
         created_at=doc["created_at"],
         updated_at=doc["updated_at"],

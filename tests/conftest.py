@@ -15,7 +15,9 @@ from storage.embedded_mongo import EmbeddedMongo
 from tests.client import Parlour, start_parlour
 from tests.servers import start_redis, stop
 
-pytest_plugins = ["tests.rag_fixtures", "tests.llm_fixtures", "tests.web_fixtures"]
+pytest_plugins = [
+    "tests.rag_fixtures", "tests.llm_fixtures", "tests.web_fixtures", "tests.tool_fixtures",
+]
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,10 @@
 """A deterministic LLM provider for tests: fixed deltas, delays and failures, by model name.
 
 Models: `<name>:fixed` yields `deltas`; `<name>:echo` repeats the last user turn word by
-word; `<name>:fail` yields `fail_after` deltas then raises provider_error. Every call's
-prompt is recorded in `prompts` so tests can assert what the model was given.
+word; `<name>:fail` yields `fail_after` deltas then raises provider_error;
+`<name>:tools` asks for the next calls of `tool_script` (one entry per request), and once
+the script is used up answers with the tool results it was given. Every call's prompt is
+recorded in `prompts` (and its params in `params`) so tests can assert what the model got.
 """
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 from app.errors import PROVIDER_ERROR, AppError
-from app.llm.base import ChatMessage, ChatParams, StreamEnd, StreamEvent, TextDelta, TokenUsage
+from app.llm.base import (
+    ChatMessage,
+    ChatParams,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    TokenUsage,
+    ToolCall,
+)
 
 DEFAULT_DELTAS = [f"word{i} " for i in range(12)]
 
@@ -34,6 +44,8 @@ class ScriptedProvider:
         self.fail_after = fail_after
         self.cached_tokens = cached_tokens
         self.prompts: list[list[ChatMessage]] = []
+        self.params: list[ChatParams] = []
+        self.tool_script: list[tuple[ToolCall, ...]] = []
         self.started = asyncio.Event()
         # When given, every stream waits for it before its first delta (tests hold replies).
         self.gate = gate
@@ -52,9 +64,14 @@ class ScriptedProvider:
         self, messages: Sequence[ChatMessage], model: str, params: ChatParams
     ) -> AsyncIterator[StreamEvent]:
         self.prompts.append(list(messages))
+        self.params.append(params)
         self.started.set()
         if self.gate is not None:
             await self.gate.wait()
+        if model == "tools":
+            async for event in self._tool_turn(messages):
+                yield event
+            return
         script = self._script(messages, model)
         if params.max_tokens is not None:
             script = script[: params.max_tokens]
@@ -66,6 +83,21 @@ class ScriptedProvider:
             yield TextDelta(delta)
         prompt_tokens = sum(len(m.content) for m in messages) // 4 + 1
         yield StreamEnd(TokenUsage(prompt_tokens, len(script), self.cached_tokens), "stop")
+
+    async def _tool_turn(self, messages: Sequence[ChatMessage]) -> AsyncIterator[StreamEvent]:
+        usage = TokenUsage(sum(len(m.content) for m in messages) // 4 + 1, 3)
+        if self.tool_script:
+            calls = self.tool_script.pop(0)
+            yield TextDelta("Let me check. ")
+            yield StreamEnd(usage, "tool_calls", tool_calls=calls)
+            return
+        results = [m.content for m in messages if m.role == "tool"]
+        for word in ["Here", "is", "what", "I", "found:"]:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            yield TextDelta(word + " ")
+        yield TextDelta(" | ".join(results) or "nothing")
+        yield StreamEnd(usage, "stop")
 
     async def close(self) -> None:
         return None

@@ -9,7 +9,7 @@ import pytest
 
 from app.config import LLMSettings
 from app.errors import PROVIDER_ERROR, AppError
-from app.llm.base import ChatMessage, ChatParams, StreamEnd, StreamEvent, TextDelta
+from app.llm.base import ChatMessage, ChatParams, StreamEnd, StreamEvent, TextDelta, ToolSpec
 from app.llm.local_server import LocalLlamaServer
 from app.llm.openai_compat import OpenAICompatProvider
 from app.llm.registry import LOCAL_MODEL, build_registry
@@ -102,3 +102,18 @@ async def test_server_starts_and_stops_cleanly(tmp_path: Path) -> None:
     await server.stop()
     assert not server.running
     assert server.log_path.stat().st_size > 0
+
+
+async def test_embedded_smollm2_ignores_offered_tools(local_provider: OpenAICompatProvider) -> None:
+    """SmolLM2's chat template has no tool support: llama.cpp leaves the tools out of the
+    prompt and the model answers in text (what the README says the embedded default does)."""
+    tool = ToolSpec("calendar_list_events", "List calendar events.", {
+        "type": "object", "properties": {"time_min": {"type": "string"}}})
+    plain = [e async for e in local_provider.stream_chat(PROMPT, "smollm2", SHORT)]
+    offered = [e async for e in local_provider.stream_chat(
+        PROMPT, "smollm2", ChatParams(temperature=0.0, max_tokens=24, tools=(tool,)))]
+    end_plain, end_tools = plain[-1], offered[-1]
+    assert isinstance(end_plain, StreamEnd) and isinstance(end_tools, StreamEnd)
+    assert end_tools.tool_calls == () and end_tools.finish_reason in ("stop", "length")
+    # Same prompt size: no tool description reached the model.
+    assert end_tools.usage.input_tokens == end_plain.usage.input_tokens

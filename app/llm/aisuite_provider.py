@@ -22,6 +22,12 @@ from app.llm.base import (
     normalize_finish_reason,
 )
 from app.llm.tokens import count_messages, count_tokens
+from app.llm.tool_calls import (
+    ToolCallAssembler,
+    openai_tool_message_fields,
+    openai_tools,
+    whole_calls,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +57,17 @@ def _original_message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _request_messages(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
-    """Plain dicts with all system text merged first (Anthropic and Bedrock take one)."""
+def _request_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """Plain dicts with all system text merged first (Anthropic and Bedrock take one).
+
+    Tool turns use OpenAI's shape; aisuite turns them into `tool_use`/`tool_result` blocks.
+    """
     system = "\n\n".join(m.content for m in messages if m.role == "system")
-    rest = [{"role": m.role, "content": m.content} for m in messages if m.role != "system"]
+    rest = [
+        openai_tool_message_fields(m) if m.role == "tool" or m.tool_calls
+        else {"role": m.role, "content": m.content}
+        for m in messages if m.role != "system"
+    ]
     return ([{"role": "system", "content": system}] if system else []) + rest
 
 
@@ -119,6 +132,8 @@ class AisuiteProvider:
             options["temperature"] = params.temperature
         if params.max_tokens is not None:
             options["maxTokens" if self.name == "aws" else "max_tokens"] = params.max_tokens
+        if params.tools:
+            options["tools"] = openai_tools(params.tools)
         return options
 
     def _usage(self, raw: Any) -> TokenUsage | None:
@@ -141,6 +156,7 @@ class AisuiteProvider:
         output: list[str] = []
         usage: TokenUsage | None = None
         finish: str | None = None
+        calls = ToolCallAssembler()
         try:
             client = await self._get_client()
             if self.name in STREAMING:
@@ -153,6 +169,9 @@ class AisuiteProvider:
                     if text:
                         output.append(text)
                         yield TextDelta(text)
+                    if choice is not None and choice.delta is not None:
+                        # Anthropic's tool_use blocks arrive as OpenAI-shaped pieces.
+                        calls.add_delta(getattr(choice.delta, "tool_calls", None))
                     if choice is not None and choice.finish_reason:
                         finish = choice.finish_reason
                     usage = self._usage(chunk.usage) or usage
@@ -160,6 +179,8 @@ class AisuiteProvider:
                 response = await client.chat.completions.acreate(model_id, request, **options)
                 text = response.choices[0].message.content or ""
                 finish = response.choices[0].finish_reason
+                for call in whole_calls(getattr(response.choices[0].message, "tool_calls", None)):
+                    calls.add(None, call.call_id, call.name, call.arguments)
                 usage = self._usage(response.usage)
                 if text:
                     output.append(text)
@@ -172,7 +193,9 @@ class AisuiteProvider:
         estimated = usage is None
         if usage is None:
             usage = TokenUsage(count_messages(messages), count_tokens("".join(output)))
-        yield StreamEnd(usage, self._finish(finish, usage, params), usage_estimated=estimated)
+        tool_calls = calls.calls()
+        reason: FinishReason = "tool_calls" if tool_calls else self._finish(finish, usage, params)
+        yield StreamEnd(usage, reason, usage_estimated=estimated, tool_calls=tool_calls)
 
     @staticmethod
     def _finish(finish: str | None, usage: TokenUsage, params: ChatParams) -> FinishReason:

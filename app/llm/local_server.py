@@ -112,6 +112,9 @@ class LocalLlamaServer:
             *("--threads-batch", str(self._threads), "--parallel", str(self._parallel)),
             # One KV pool shared by the slots, so each request may use the whole window.
             "--kv-unified",
+            # The model's own (jinja) chat template, which is what decides whether tools
+            # reach the model (the default in current builds; explicit for older ones).
+            "--jinja",
             *("--cache-ram", "256", "--no-webui"),
         ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import openai
@@ -15,6 +15,7 @@ from app.errors import PAYLOAD_TOO_LARGE, PROVIDER_ERROR, AppError
 from app.llm.base import (
     ChatMessage,
     ChatParams,
+    FinishReason,
     StreamEnd,
     StreamEvent,
     TextDelta,
@@ -22,6 +23,12 @@ from app.llm.base import (
     normalize_finish_reason,
 )
 from app.llm.tokens import count_messages, count_tokens
+from app.llm.tool_calls import (
+    ToolCallAssembler,
+    ToolCallOverflow,
+    openai_tool_message_fields,
+    openai_tools,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +44,9 @@ def to_openai_messages(messages: Sequence[ChatMessage]) -> list[ChatCompletionMe
     """Our messages in the OpenAI request shape."""
     converted: list[ChatCompletionMessageParam] = []
     for message in messages:
-        if message.role == "system":
+        if message.role == "tool" or message.tool_calls:
+            converted.append(cast(ChatCompletionMessageParam, openai_tool_message_fields(message)))
+        elif message.role == "system":
             converted.append({"role": "system", "content": message.content})
         elif message.role == "user":
             converted.append({"role": "user", "content": message.content})
@@ -103,15 +112,22 @@ class OpenAICompatProvider:
             options["temperature"] = params.temperature
         if params.max_tokens is not None:
             options[self._max_tokens_field] = params.max_tokens
+        if params.tools:
+            options["tools"] = openai_tools(params.tools)
         return options
 
     async def stream_chat(
         self, messages: Sequence[ChatMessage], model: str, params: ChatParams
     ) -> AsyncGenerator[StreamEvent, None]:
-        """Yield each content delta as it arrives, then one StreamEnd with usage."""
+        """Yield each content delta as it arrives, then one StreamEnd with usage.
+
+        Tool calls stream as pieces keyed by index (arguments split across chunks);
+        the StreamEnd carries them whole.
+        """
         finish: str | None = None
         usage: TokenUsage | None = None
         output: list[str] = []
+        calls = ToolCallAssembler()
         try:
             stream = await self._client.chat.completions.create(
                 model=model,
@@ -125,6 +141,8 @@ class OpenAICompatProvider:
                     for event in self._chunk_events(chunk):
                         output.append(event.text)
                         yield event
+                    if chunk.choices and chunk.choices[0].delta is not None:
+                        calls.add_delta(chunk.choices[0].delta.tool_calls)
                     if chunk.choices and chunk.choices[0].finish_reason is not None:
                         finish = chunk.choices[0].finish_reason
                     if chunk.usage is not None:
@@ -138,12 +156,17 @@ class OpenAICompatProvider:
         except httpx.HTTPError as exc:
             # openai<3 lets a connection dropped mid-stream surface as a raw httpx error.
             raise self._error(str(exc) or type(exc).__name__) from exc
+        except ToolCallOverflow as exc:
+            raise self._error(str(exc)) from exc
         if finish is None:
             raise self._error("the stream ended before the reply was complete")
         estimated = usage is None
         if usage is None:
             usage = TokenUsage(count_messages(messages), count_tokens("".join(output)))
-        yield StreamEnd(usage, normalize_finish_reason(finish), usage_estimated=estimated)
+        tool_calls = calls.calls()
+        # Some servers end a tool turn with "stop": the calls themselves are what counts.
+        reason: FinishReason = "tool_calls" if tool_calls else normalize_finish_reason(finish)
+        yield StreamEnd(usage, reason, usage_estimated=estimated, tool_calls=tool_calls)
 
     def _context_overflow(self, exc: openai.OpenAIError) -> AppError | None:
         """`payload_too_large` naming the context window when the request did not fit."""

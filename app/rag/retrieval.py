@@ -143,6 +143,51 @@ class RagRetriever(Retriever):
             log.warning("retrieval failed in room %s", room.room_id, exc_info=True)
             return [], ""
 
+    async def search(self, room: Room, asker_id: str, query: str, top_k: int) -> list[Source]:
+        """Chunks of the room's files (and the asker's documents in their private chat).
+
+        The `search_documents` tool: the same isolation as automatic retrieval.
+        """
+        text = query.strip()
+        if not text:
+            return []
+        has_files, has_docs, private = await self._searchable(room, asker_id)
+        if not (has_files or has_docs):
+            return []
+        vector = (await self.embedder.embed([text]))[0]
+        return await self._document_sources(
+            room, asker_id if private else None, vector, top_k, has_files, has_docs
+        )
+
+    async def _searchable(self, room: Room, asker: str | None) -> tuple[bool, bool, bool]:
+        """(room has ready files, asker has ready documents here, this is their private chat)."""
+        # A member's private documents only ever serve their own one-member chat.
+        private = (len(room.members) == 1 and room.visibility == "private"
+                   and asker is not None and room.member(asker) is not None)
+        has_files, has_docs = await asyncio.gather(
+            self._files.any_ready(chat_id=room.room_id),
+            self._files.any_ready(owner_id=asker) if private else _false(),
+        )
+        return has_files, has_docs, private
+
+    async def _document_sources(
+        self, room: Room, asker: str | None, vector: list[float], top_k: int,
+        has_files: bool, has_docs: bool,
+    ) -> list[Source]:
+        searches = [
+            self._vectors.query(f"chat:{room.room_id}", vector, top_k, {"kind": "file"})
+            if has_files else _none(),
+            self._vectors.query(f"user:{asker}", vector, top_k, {"kind": "document"})
+            if has_docs and asker is not None else _none(),
+        ]
+        file_hits, doc_hits = await asyncio.gather(*searches)
+        floor = self._settings.min_score
+        hits = sorted((h for h in file_hits + doc_hits if h.score >= floor),
+                      key=lambda h: h.score, reverse=True)[:top_k]
+        # Drop chunks of documents deleted since (their vectors may be going right now).
+        live = await self._files.ready_ids(list({str(h.metadata["document_id"]) for h in hits}))
+        return [_source(h) for h in hits if h.metadata["document_id"] in live]
+
     async def _retrieve(
         self, room: Room, question: Message, overflow: bool
     ) -> tuple[list[Source], str]:
@@ -150,37 +195,24 @@ class RagRetriever(Retriever):
         asker = question.author.user_id if question.author else None
         if not text:
             return [], ""
-        # A member's private documents only ever serve their own one-member chat.
-        private = (len(room.members) == 1 and room.visibility == "private"
-                   and asker is not None and room.member(asker) is not None)
         recall_upto = question.seq - self._settings.recall_skip_recent
         recall = overflow and self._settings.recall_top_k > 0 and recall_upto >= 1
-        has_files, has_docs = await asyncio.gather(
-            self._files.any_ready(chat_id=room.room_id),
-            self._files.any_ready(owner_id=asker) if private else _false(),
-        )
+        has_files, has_docs, private = await self._searchable(room, asker)
         if not (has_files or has_docs or recall):
             return [], ""  # nothing to search: no embedding call
         vector = (await self.embedder.embed([text]))[0]
-        top_k = self._settings.top_k
-        chat_ns = f"chat:{room.room_id}"
-        searches = [
-            self._vectors.query(chat_ns, vector, top_k, {"kind": "file"}) if has_files
-            else _none(),
-            self._vectors.query(f"user:{asker}", vector, top_k, {"kind": "document"})
-            if has_docs else _none(),
+        sources, message_hits = await asyncio.gather(
+            self._document_sources(
+                room, asker if private else None, vector, self._settings.top_k,
+                has_files, has_docs,
+            ),
             self._vectors.query(
-                chat_ns, vector, self._settings.recall_top_k + self._settings.recall_skip_recent,
+                f"chat:{room.room_id}", vector,
+                self._settings.recall_top_k + self._settings.recall_skip_recent,
                 {"kind": "message"},
             ) if recall else _none(),
-        ]
-        file_hits, doc_hits, message_hits = await asyncio.gather(*searches)
+        )
         floor = self._settings.min_score
-        hits = sorted((h for h in file_hits + doc_hits if h.score >= floor),
-                      key=lambda h: h.score, reverse=True)[:top_k]
-        # Drop chunks of documents deleted since (their vectors may be going right now).
-        live = await self._files.ready_ids(list({str(h.metadata["document_id"]) for h in hits}))
-        sources = [_source(h) for h in hits if h.metadata["document_id"] in live]
         recalled = [
             h for h in message_hits
             if h.score >= floor and _int(h.metadata.get("seq")) <= recall_upto

@@ -1,0 +1,1 @@
+"""Tools the assistant can call: built-ins, Google Calendar, Notion, MCP servers."""
