@@ -13,7 +13,8 @@ COPY pyproject.toml /tmp/
 RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("/tmp/pyproject.toml", "rb"))["project"]["dependencies"]))' \
       > /requirements.txt
 
-FROM python:3.11-slim-bookworm AS build
+# The virtualenv with everything but Parlour: llama.cpp, the models, the dependencies.
+FROM python:3.11-slim-bookworm AS deps
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends build-essential \
  && rm -rf /var/lib/apt/lists/*
@@ -38,7 +39,9 @@ COPY --from=requirements /requirements.txt /tmp/requirements.txt
 RUN pip install -r /tmp/requirements.txt
 
 # Parlour itself: a wheel (the web client is package data in it), installed into a
-# prefix of its own so the final image gets it as one small layer.
+# prefix of its own so the final image gets it as one small layer. A stage of its own, so
+# that code changes leave the deps stage (and its copy in the final image) untouched.
+FROM deps AS app
 WORKDIR /src
 COPY pyproject.toml setup.py MANIFEST.in README.md config.toml ./
 COPY app app
@@ -56,8 +59,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --create-home --home-dir /home/parlour parlour \
  && mkdir /data && chown parlour:parlour /data
-COPY --from=build /opt/parlour /opt/parlour
-COPY --from=build /parlour-app /opt/parlour
+COPY --from=deps /opt/parlour /opt/parlour
+COPY --from=app /parlour-app /opt/parlour
 COPY config.toml /app/config.toml
 WORKDIR /app
 USER parlour
