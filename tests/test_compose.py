@@ -72,7 +72,9 @@ def test_nodes_share_mongo_redis_and_a_bucket_they_create(config: dict[str, Any]
     for name in NODES:
         node = services[name]
         env = _env(node)
-        assert node["build"] in (".", {"context": "."}) or str(node["build"]).endswith(str(REPO))
+        build = node["build"]
+        context = build["context"] if isinstance(build, dict) else build
+        assert (REPO / context).resolve() == REPO, "nodes are built from this repository"
         assert env["PARLOUR_SERVER__PRODUCTION"] == "true"
         assert env["PARLOUR_AUTH__JWT_SECRET"] == SECRET
         assert env["PARLOUR_MONGO__URI"].startswith("mongodb://mongo:27017/")

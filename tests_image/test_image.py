@@ -138,13 +138,12 @@ async def test_web_client_and_docs_load(container: Container) -> None:
 
 async def test_signs_up_and_gets_a_streamed_answer(container: Container) -> None:
     email = f"image-{uuid.uuid4().hex[:8]}@example.com"
-    async with aiohttp.ClientSession() as http:
-        async with http.post(container.url + "/api/v1/auth/signup", json={
-            "email": email, "password": "correct horse battery", "name": "Image Test",
-        }) as resp:
-            body = await resp.json()
-            assert resp.status == 201, body
-            token = body["access_token"]
+    signup = {"email": email, "password": "correct horse battery", "name": "Image Test"}
+    async with aiohttp.ClientSession() as http, \
+            http.post(container.url + "/api/v1/auth/signup", json=signup) as resp:
+        body = await resp.json()
+        assert resp.status == 201, body
+        token = body["access_token"]
 
     events: list[tuple[str, Any]] = []
     done = asyncio.Event()
