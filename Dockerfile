@@ -56,7 +56,7 @@ FROM python:3.11-slim-bookworm
 # libgomp1: llama.cpp's OpenMP runtime. No compiler, no build tools.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libgomp1 \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && useradd --system --uid 10001 --create-home --home-dir /home/parlour parlour \
  && mkdir /data && chown parlour:parlour /data
 COPY --from=deps /opt/parlour /opt/parlour
