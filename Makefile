@@ -11,7 +11,7 @@ PORT   ?= 8000
 LLAMA_ENV := LLAMA_CPP_BUILD_JOBS=2 \
 	CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF $(LLAMA_CMAKE_EXTRA)"
 
-.PHONY: install install-test run test lint typecheck bench clean
+.PHONY: install install-test run test lint typecheck bench clean image image-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,5 +57,24 @@ typecheck:
 bench: install-test
 	$(BIN)/python -m bench.run
 
+# Container image, built with podman (scripts/build-image.sh sets podman up on first use:
+# apt packages, a Debian base image when no registry answers). Not part of `make test`.
+IMAGE       ?= parlour:latest
+IMAGE_VENV  := .venv-image
+IMAGE_BIN   := $(IMAGE_VENV)/bin
+
+image:
+	scripts/build-image.sh $(IMAGE)
+
+# The image test talks to the container from outside: it needs only a small venv.
+$(IMAGE_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(IMAGE_VENV)
+	$(IMAGE_BIN)/pip install -q "pytest>=8,<10" "pytest-asyncio>=0.24,<2" \
+	  "pytest-timeout>=2.3,<3" "aiohttp>=3.10,<4" "python-socketio>=5.11,<6"
+	touch $@
+
+image-test: image $(IMAGE_VENV)/.installed
+	PARLOUR_IMAGE=$(IMAGE) $(IMAGE_BIN)/python -m pytest -q -s -p no:cacheprovider tests_image
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(IMAGE_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -89,6 +89,7 @@ class BlobSettings(_Section):
     s3_region: str = "us-east-1"
     s3_path_style: bool = False
     s3_prefix: str = ""
+    s3_create_bucket: bool = False
     multipart_chunk_mb: int = Field(8, ge=5)
 
 

@@ -99,7 +99,14 @@ from storage.vectors import build_vector_store
 
 log = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+def _web_dir() -> Path:
+    """The web client: app/web in an installed wheel, else web/ beside the package."""
+    package = Path(__file__).resolve().parent
+    return package / "web" if (package / "web").is_dir() else package.parent / "web"
+
+
+WEB_DIR = _web_dir()
 
 
 async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:

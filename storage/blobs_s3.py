@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import aioboto3
 import aiohttp
@@ -18,6 +18,7 @@ from storage.blobs import DEFAULT_CONTENT_TYPE, READ_CHUNK, BlobStream, ChunkIte
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
+    from types_aiobotocore_s3.literals import BucketLocationConstraintType
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,40 @@ class S3BlobStore:
             )
         )
         part_size = settings.multipart_chunk_mb * 1024 * 1024
-        return cls(client, stack, settings.s3_bucket, settings.s3_prefix, part_size)
+        store = cls(client, stack, settings.s3_bucket, settings.s3_prefix, part_size)
+        if settings.s3_create_bucket:
+            try:
+                await store.create_bucket(settings.s3_region)
+            except BaseException:
+                await store.close()
+                raise
+        return store
+
+    async def create_bucket(self, region: str) -> None:
+        """Create the bucket unless it exists; nodes starting together may race here."""
+        try:
+            with _unavailable(f"bucket {self._bucket!r} check"):
+                await self._client.head_bucket(Bucket=self._bucket)
+            return
+        except AppError as exc:
+            if not _is_missing(exc.__cause__):
+                raise
+        try:
+            with _unavailable(f"creating bucket {self._bucket!r}"):
+                if region == "us-east-1":
+                    await self._client.create_bucket(Bucket=self._bucket)
+                else:
+                    await self._client.create_bucket(
+                        Bucket=self._bucket,
+                        CreateBucketConfiguration={
+                            "LocationConstraint": cast("BucketLocationConstraintType", region)
+                        },
+                    )
+        except AppError as exc:
+            if _error_code(exc.__cause__) != "BucketAlreadyOwnedByYou":
+                raise
+            return
+        log.info("created S3 bucket %s", self._bucket)
 
     def _key(self, key: str) -> str:
         return self._prefix + validate_key(key)
@@ -185,8 +219,11 @@ def _unavailable(what: str) -> Iterator[None]:
         raise AppError(UNAVAILABLE, f"blob store {what} failed: {exc}") from exc
 
 
-def _is_missing(exc: BaseException | None) -> bool:
+def _error_code(exc: BaseException | None) -> str:
     if not isinstance(exc, ClientError):
-        return False
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    return code in ("404", "NoSuchKey", "NotFound")
+        return ""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _is_missing(exc: BaseException | None) -> bool:
+    return _error_code(exc) in ("404", "NoSuchKey", "NotFound")
