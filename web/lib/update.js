@@ -5,6 +5,7 @@
 import { highestSeq, isFinal, mergeMessages } from "./messages.js";
 import { addOnline, removeOnline, setTyping } from "./presence.js";
 import { applyDelta, newStream, seedStream } from "./stream.js";
+import { mergeToolCall } from "./tools.js";
 import { forgetRoom, knownSeq, markRead } from "./unread.js";
 import * as uploads from "./uploads.js";
 
@@ -291,6 +292,23 @@ export function assistantDelta(s, e, now = Date.now()) {
     const old = v.streams[e.message_id] || newStream({ since: v.lastSeq, created_at: new Date(now).toISOString() });
     const stream = applyDelta(old, e.seq, e.delta);
     return stream === old && v.streams[e.message_id] ? v : { ...v, streams: { ...v.streams, [e.message_id]: stream } };
+  });
+}
+
+/**
+ * assistant_tool_call: the call joins (or updates) the reply's calls, by call_id. Only a
+ * reply this page sees being written takes it: for an unknown message, or one whose final
+ * message is here (it carries `tool_calls`), the event changes nothing.
+ */
+export function assistantToolCall(s, e) {
+  if (!e || typeof e.message_id !== "string") return s;
+  return patchRoom(s, e.room_id, (v) => {
+    const stream = v.streams[e.message_id];
+    if (!stream || (v.messages[e.message_id] && isFinal(v.messages[e.message_id]))) return v;
+    const before = stream.calls || [];
+    const calls = mergeToolCall(before, e);
+    if (calls === before) return v;
+    return { ...v, streams: { ...v.streams, [e.message_id]: { ...stream, calls } } };
   });
 }
 
