@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { onServerEvent } from "../../web/lib/events.js";
-import { formatArguments, mergeToolCall, sameTools, storedCalls, toolCall, toolChoices } from "../../web/lib/tools.js";
+import { formatArguments, formatResult, mergeToolCall, sameTools, storedCalls, toolCall, toolChoices } from "../../web/lib/tools.js";
 import * as u from "../../web/lib/update.js";
 
 const me = { user_id: "me", name: "Me", email: "me@example.com" };
@@ -96,6 +96,14 @@ test("arguments: compact JSON on one line, indented in full, raw text kept", () 
   assert.equal(long.line.length, 50);
   assert.ok(long.line.endsWith("…"));
   assert.equal(formatArguments(undefined).line, "");
+});
+
+test("results: JSON indented, other text (or JSON cut short) as it came", () => {
+  assert.equal(formatResult('{"events":[{"summary":"Dentist"}]}'), '{\n  "events": [\n    {\n      "summary": "Dentist"\n    }\n  ]\n}');
+  assert.equal(formatResult('{"events":[{"summ'), '{"events":[{"summ');
+  assert.equal(formatResult("error: the calendar API answered 503"), "error: the calendar API answered 503");
+  assert.equal(formatResult(""), "(empty)");
+  assert.equal(formatResult(undefined), "(empty)");
 });
 
 test("tool choices: unconfigured tools are off and disabled, with a hint; the room's own stay removable", () => {

@@ -78,6 +78,19 @@ export function formatArguments(text, max = 200) {
   return { line: cut ? `${line.slice(0, max - 1)}…` : line, full, cut };
 }
 
+/** A call's result for the folded view: indented when it is JSON, as it came otherwise. */
+export function formatResult(text) {
+  const raw = typeof text === "string" ? text : "";
+  if (!raw.trim()) return "(empty)";
+  const first = raw.trimStart()[0];
+  if (first !== "{" && first !== "[") return raw;
+  try {
+    return JSON.stringify(JSON.parse(raw), null, 2);
+  } catch {
+    return raw; // cut at 2,000 characters by the server, or not JSON after all
+  }
+}
+
 /** Two tool lists name the same tools (order does not matter). */
 export function sameTools(a, b) {
   const x = new Set(a || []);

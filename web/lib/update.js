@@ -418,8 +418,10 @@ export function publicRoomsLoaded(s, page, { more = false } = {}) {
   return { ...s, publicRooms: list, publicCursor: (page && page.next_cursor) || null };
 }
 
+/** GET /api/v1/tools answered: the tools a room's owner can pick (malformed entries left out). */
 export function toolsLoaded(s, tools) {
-  return { ...s, tools: Array.isArray(tools) ? tools : null };
+  const list = Array.isArray(tools) ? tools.filter((t) => t && typeof t.name === "string" && t.name) : [];
+  return { ...s, tools: list };
 }
 
 export function usageLoaded(s, usage) {
