@@ -289,7 +289,8 @@ function readSettings(form, r) {
 
 /** The tools the owner ticked, or null when they are the room's already. */
 function readTools(form, r) {
-  if (!Array.isArray(r.tools) || !form.querySelector("#settings-tools")) return null;
+  // No checkboxes yet (the list is loading): nothing to say about the tools.
+  if (!Array.isArray(r.tools) || !form.querySelector("input[name=tools]")) return null;
   const chosen = [...form.querySelectorAll("input[name=tools]:checked")].map((x) => x.value);
   return sameTools(chosen, r.tools) ? null : chosen;
 }
