@@ -1,6 +1,7 @@
 """Accessibility and layout: axe-core (tests/vendor) finds no serious or critical violation
-on the log-in page, a room, the documents page and the settings; dark mode follows the
-system; the room and its panels fit a 360 px wide screen.
+on the log-in page, a room, the documents page and the settings with the tools a room can
+use (tool calls in a reply and the demo-model notice are checked in tests/test_web_tools.py);
+dark mode follows the system; the room and its panels fit a 360 px wide screen.
 """
 
 from __future__ import annotations
@@ -44,7 +45,12 @@ async def test_no_serious_violations_light_and_dark(web_server: Parlour, new_pag
 
         await page.get_by_role("button", name="Settings", exact=True).click()
         await expect(page.locator("#settings-form")).to_be_visible()
-        await assert_accessible(page, f"settings ({scheme})", contrast_only=dark)
+        # With the server's tools listed: a configured one, and unconfigured ones disabled
+        # with their hint.
+        tools = page.locator("#settings-tools")
+        await expect(tools.get_by_role("checkbox", name="search_documents")).to_be_enabled()
+        await expect(tools.get_by_role("checkbox", name="calendar_list_events")).to_be_disabled()
+        await assert_accessible(page, f"settings with tools ({scheme})", contrast_only=dark)
         await page.get_by_role("button", name="Members", exact=True).click()
         await assert_accessible(page, f"members ({scheme})", contrast_only=dark)
 

@@ -245,12 +245,10 @@ export function makeActions(store, io) {
     if (r.ok) apply(u.usageLoaded, r.value);
   }
 
+  /** GET /api/v1/tools: what a room's owner can enable (read again at each opening of the settings). */
   async function loadTools() {
-    try {
-      apply(u.toolsLoaded, (await api.request("GET", "/tools")).tools);
-    } catch {
-      apply(u.toolsLoaded, null); // no tools on this server (yet)
-    }
+    const r = await attempt("tools-list", () => api.request("GET", "/tools"));
+    if (r.ok) apply(u.toolsLoaded, r.value.tools);
   }
 
   /** Go somewhere, and fetch what that page shows. */
@@ -263,7 +261,7 @@ export function makeActions(store, io) {
     if (s.route.page === "public") loadPublic();
     if (s.route.page === "usage") loadUsage();
     if (s.route.panel === "files" && (before.panel !== "files" || before.roomId !== s.route.roomId)) loadFiles(s.route.roomId);
-    if (s.route.panel === "settings" && s.tools === null) loadTools();
+    if (s.route.panel === "settings" && (before.panel !== "settings" || before.roomId !== s.route.roomId)) loadTools();
   }
 
   return {

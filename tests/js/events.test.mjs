@@ -26,6 +26,7 @@ test("every event for an unknown room leaves the state as it was", () => {
     message_received: { message: msg("m", 1, { room_id: "nope" }) },
     assistant_started: { room_id: "nope", message_id: "a", reply_to: null, model: "m" },
     assistant_delta: { room_id: "nope", message_id: "a", seq: 1, delta: "x" },
+    assistant_tool_call: { room_id: "nope", message_id: "a", call_id: "c", name: "t", arguments: "{}", status: "running" },
     assistant_done: { room_id: "nope", message_id: "a", finish_reason: "stop", message: msg("a", 2, { room_id: "nope" }) },
     document_status: { document_id: "d", status: "ready", progress: 1 },
   };

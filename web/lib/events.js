@@ -16,6 +16,7 @@ export const SERVER_EVENTS = {
   message_received: (s, d, now) => u.messageReceived(s, d && d.message, now),
   assistant_started: (s, d, now) => u.assistantStarted(s, d, now),
   assistant_delta: (s, d, now) => u.assistantDelta(s, d, now),
+  assistant_tool_call: (s, d) => u.assistantToolCall(s, d),
   assistant_done: (s, d, now) => u.assistantDone(s, d, now),
   document_status: (s, d) => u.documentStatus(s, d),
   error: (s, d) => u.notice(s, (d && d.message) || "The server reported an error."),

@@ -18,7 +18,7 @@ export function mergeMessages(messages, incoming) {
     const old = out[msg.message_id];
     if (old && isFinal(old) && !isFinal(msg)) continue;
     if (old && old.status === msg.status && old.seq === msg.seq && old.content === msg.content
-        && old.usage === msg.usage && old.sources === msg.sources) continue;
+        && old.usage === msg.usage && old.sources === msg.sources && old.tool_calls === msg.tool_calls) continue;
     if (out === messages) out = { ...messages };
     out[msg.message_id] = old ? { ...old, ...msg } : msg;
   }

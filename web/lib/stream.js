@@ -1,9 +1,9 @@
 // Delta assembly for streamed assistant replies: deltas are numbered from 1 (SPEC §3);
 // apply them in order, hold the ones that arrive early, drop repeats.
 
-/** A new, empty stream of a reply. */
+/** A new, empty stream of a reply (`calls`: its tool calls so far, see tools.js). */
 export function newStream({ model = null, reply_to = null, created_at = null, since = 0 } = {}) {
-  return { text: "", applied: 0, pending: {}, model, reply_to, created_at, since };
+  return { text: "", applied: 0, pending: {}, calls: [], model, reply_to, created_at, since };
 }
 
 function drain(stream) {

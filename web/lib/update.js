@@ -5,6 +5,7 @@
 import { highestSeq, isFinal, mergeMessages } from "./messages.js";
 import { addOnline, removeOnline, setTyping } from "./presence.js";
 import { applyDelta, newStream, seedStream } from "./stream.js";
+import { mergeToolCall } from "./tools.js";
 import { forgetRoom, knownSeq, markRead } from "./unread.js";
 import * as uploads from "./uploads.js";
 
@@ -294,6 +295,23 @@ export function assistantDelta(s, e, now = Date.now()) {
   });
 }
 
+/**
+ * assistant_tool_call: the call joins (or updates) the reply's calls, by call_id. Only a
+ * reply this page sees being written takes it: for an unknown message, or one whose final
+ * message is here (it carries `tool_calls`), the event changes nothing.
+ */
+export function assistantToolCall(s, e) {
+  if (!e || typeof e.message_id !== "string") return s;
+  return patchRoom(s, e.room_id, (v) => {
+    const stream = v.streams[e.message_id];
+    if (!stream || (v.messages[e.message_id] && isFinal(v.messages[e.message_id]))) return v;
+    const before = stream.calls || [];
+    const calls = mergeToolCall(before, e);
+    if (calls === before) return v;
+    return { ...v, streams: { ...v.streams, [e.message_id]: { ...stream, calls } } };
+  });
+}
+
 export function assistantDone(s, e, now = Date.now()) {
   if (!e || !s.rooms[e.room_id]) return s;
   let next = e.message ? messageReceived(s, e.message, now) : s;
@@ -400,8 +418,10 @@ export function publicRoomsLoaded(s, page, { more = false } = {}) {
   return { ...s, publicRooms: list, publicCursor: (page && page.next_cursor) || null };
 }
 
+/** GET /api/v1/tools answered: the tools a room's owner can pick (malformed entries left out). */
 export function toolsLoaded(s, tools) {
-  return { ...s, tools: Array.isArray(tools) ? tools : null };
+  const list = Array.isArray(tools) ? tools.filter((t) => t && typeof t.name === "string" && t.name) : [];
+  return { ...s, tools: list };
 }
 
 export function usageLoaded(s, usage) {

@@ -2,6 +2,8 @@
 // window.markdownit comes from vendor/markdown-it.min.js.
 
 import { formatUsage } from "../lib/format.js";
+import { codeSpans } from "../lib/models.js";
+import { formatArguments, formatResult } from "../lib/tools.js";
 import { formatTime, h } from "./dom.js";
 
 // html: false escapes any HTML in the text; linkify off; images off (no remote pixels).
@@ -26,8 +28,81 @@ const STATE_LABELS = {
   error: "Reply failed",
 };
 
-/** Build or refresh the element of a message (or of a streaming reply). */
-export function renderMessage(el, msg, { me, streamingText } = {}) {
+const CALL_STATUS = { running: "running…", done: "done", error: "failed" };
+
+/**
+ * The reply's tool calls, one <li> per call kept by call_id (so an open <details> stays
+ * open while the reply goes on): name, arguments, status, and the result folded.
+ */
+function renderCalls(el, calls) {
+  let list = el.querySelector(":scope > .msg-tools");
+  if (!calls || !calls.length) {
+    if (list) list.remove();
+    return;
+  }
+  if (!list) {
+    list = h("ul.msg-tools", { "aria-label": "Tool calls" });
+    el.querySelector(".msg-body").before(list);
+  }
+  const byId = new Map([...list.children].map((li) => [li.dataset.callId, li]));
+  const items = calls.map((c) => {
+    const li = byId.get(c.call_id) || h("li.tool-call", { dataset: { callId: c.call_id } },
+      h("span.tool-icon", { "aria-hidden": "true" }),
+      h("span.tool-name"),
+      h("code.tool-args"),
+      h("span.tool-status"));
+    updateCall(li, c);
+    return li;
+  });
+  const kids = list.children;
+  if (kids.length !== items.length || items.some((li, i) => kids[i] !== li)) list.replaceChildren(...items);
+}
+
+function updateCall(li, c) {
+  li.dataset.status = c.status;
+  li.setAttribute("aria-busy", c.status === "running" ? "true" : "false");
+  setIfChanged(li.querySelector(".tool-name"), c.name);
+  const args = formatArguments(c.arguments);
+  setIfChanged(li.querySelector(".tool-args"), args.line);
+  setIfChanged(li.querySelector(".tool-status"), CALL_STATUS[c.status] || c.status);
+  const hasResult = typeof c.result === "string";
+  let details = li.querySelector(":scope > details");
+  if (!hasResult && !args.cut) {
+    if (details) details.remove();
+    return;
+  }
+  if (!details) {
+    details = h("details.tool-result", {}, h("summary"), h("div.tool-detail-args", {}, h("p.tool-label", { text: "Arguments" }), h("pre")),
+      h("div.tool-detail-result", {}, h("p.tool-label", { text: "Result" }), h("pre")));
+    li.append(details);
+  }
+  setIfChanged(details.querySelector("summary"), hasResult ? (args.cut ? "Arguments and result" : "Result") : "Arguments");
+  const both = hasResult && args.cut; // the inner labels only tell two parts apart
+  const argsBox = details.querySelector(".tool-detail-args");
+  argsBox.hidden = !args.cut;
+  argsBox.querySelector(".tool-label").hidden = !both;
+  setIfChanged(argsBox.querySelector("pre"), args.cut ? args.full : "");
+  const resultBox = details.querySelector(".tool-detail-result");
+  resultBox.hidden = !hasResult;
+  resultBox.querySelector(".tool-label").hidden = !both;
+  setIfChanged(resultBox.querySelector("pre"), hasResult ? formatResult(c.result) : "");
+}
+
+function setIfChanged(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+/** The demo model's notice: one line, its command shown as code (never as markup). */
+function demoNote(text) {
+  return h("p.msg-notice", { role: "note" },
+    ...codeSpans(text).map((p) => (p.code ? h("code", { text: p.text }) : p.text)));
+}
+
+/**
+ * Build or refresh the element of a message (or of a streaming reply). `calls`: its tool
+ * calls (live or stored); `notice`: the demo-model notice for a finished reply.
+ */
+export function renderMessage(el, msg, { me, streamingText, calls = [], notice = null } = {}) {
   const role = msg.role;
   const status = msg.status;
   if (!el) {
@@ -63,6 +138,7 @@ export function renderMessage(el, msg, { me, streamingText } = {}) {
     body.className = "msg-body plain";
     body.textContent = text;
   }
+  renderCalls(el, role === "assistant" ? calls : []);
 
   const extra = el.querySelector(".msg-extra");
   extra.replaceChildren();
@@ -77,6 +153,7 @@ export function renderMessage(el, msg, { me, streamingText } = {}) {
           h("p", { text: String(s.snippet).slice(0, 400) }))))));
     }
     if (msg.usage) extra.append(h("p.msg-usage", { text: formatUsage(msg.usage) }));
+    if (notice) extra.append(demoNote(notice));
   }
   return el;
 }

@@ -1,9 +1,10 @@
 // The room's panels: files (list, download, delete), members (roles, remove, leave) and
-// settings (title, system prompt, visibility, model, mode, tools; delete the room).
+// settings (title, system prompt, visibility, model, mode, the room's tools; delete the room).
 
 import { fileUrl } from "../api.js";
 import { formatBytes } from "../lib/format.js";
 import { can, canManage, roleOf } from "../lib/permissions.js";
+import { sameTools, toolChoices } from "../lib/tools.js";
 import { confirmDialog } from "./confirm.js";
 import { $, h, setText, show } from "./dom.js";
 
@@ -58,12 +59,25 @@ export function mount({ store, actions }) {
     e.preventDefault();
     const v = room(store.get());
     if (!v) return;
-    const fields = readSettings(e.target, v.room, store.get().tools);
-    if (!Object.keys(fields).length) { setText($("settings-status"), "Nothing to save."); return; }
+    const form = e.target;
+    const fields = readSettings(form, v.room);
+    const tools = readTools(form, v.room);
+    if (!Object.keys(fields).length && !tools) { setText($("settings-status"), "Nothing to save."); return; }
     setText($("settings-status"), "Saving…");
-    const ok = await actions.updateRoom(v.room.room_id, fields, "settings");
-    setText($("settings-status"), ok ? "Saved." : "");
-    if (ok) for (const f of e.target.querySelectorAll("[data-dirty]")) delete f.dataset.dirty;
+    // The tools go in their own update_room, so a refusal (a tool this server cannot run)
+    // shows its sentence next to the tools and the other settings still save.
+    let ok = true;
+    if (Object.keys(fields).length) {
+      const saved = await actions.updateRoom(v.room.room_id, fields, "settings");
+      if (saved) for (const f of form.querySelectorAll("[data-dirty]:not([name=tools])")) delete f.dataset.dirty;
+      ok = saved;
+    }
+    if (tools) {
+      const saved = await actions.updateRoom(v.room.room_id, { tools }, "tools");
+      if (saved) for (const f of form.querySelectorAll("input[name=tools][data-dirty]")) delete f.dataset.dirty;
+      ok = saved && ok;
+    }
+    setText($("settings-status"), ok ? "Saved." : "Not everything was saved: see the message below the setting.");
   });
 }
 
@@ -160,29 +174,66 @@ function renderSettings(s, v, body) {
       h("dt", { text: "Assistant" }), h("dd", { text: r.assistant_mode }),
       h("dt", { text: "Visibility" }), h("dd", { text: r.visibility }),
       h("dt", { text: "System prompt" }), h("dd", { text: r.system_prompt || "(none)" }),
+      Array.isArray(r.tools) ? h("dt", { text: "Tools" }) : null,
+      Array.isArray(r.tools) ? h("dd", { id: "settings-view-tools", text: r.tools.length ? r.tools.join(", ") : "none" }) : null,
       h("dt", { text: "Your role" }), h("dd", { text: roleOf(r, s.me.user_id) || "" })));
     return;
   }
   const id = v.room.room_id;
   if (!built || built.roomId !== id || !$("settings-form")) {
     body.replaceChildren(settingsForm(s, v));
-    built = { roomId: id };
+    built = { roomId: id, tools: null };
   } else {
     syncSettings($("settings-form"), v.room, s);
   }
+  renderTools(s, v.room);
   setText($("settings-error"), s.errors.settings || "");
   setText($("delete-room-error"), s.errors["delete-room"] || "");
-  $("settings-save").disabled = Boolean(s.busy.settings);
+  $("settings-save").disabled = Boolean(s.busy.settings || s.busy.tools);
   $("delete-room-btn").disabled = Boolean(s.busy["delete-room"]);
 }
 
-function toolsFieldset(s, r) {
-  // Tools (SPEC §9) show once the server lists them (GET /api/v1/tools) and rooms carry `tools`.
-  if (!s.tools || !Array.isArray(r.tools)) return null;
-  return h("fieldset.form-field", { id: "settings-tools" }, h("legend", { text: "Tools the assistant may use" }),
-    ...s.tools.map((t) => h("label.check", {},
-      h("input", { type: "checkbox", name: "tools", value: t.name, checked: r.tools.includes(t.name), disabled: !t.configured && !r.tools.includes(t.name), "data-setting": "tools" }),
-      ` ${t.name}`, t.description ? h("span.muted", { text: ` — ${t.description}` }) : null)));
+const toolId = (name) => `tool-${name.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+
+/**
+ * The tools fieldset (SPEC §9): a checkbox per tool the server lists (GET /api/v1/tools),
+ * rebuilt when the list, the room's tools or the tools error change; boxes the owner has
+ * changed but not saved keep their state, and the focus stays where it was.
+ */
+function renderTools(s, r) {
+  const slot = $("settings-tools-slot");
+  if (!slot) return;
+  const key = { tools: s.tools, roomTools: r.tools, error: s.errors.tools, listError: s.errors["tools-list"] };
+  const last = built && built.tools;
+  if (last && Object.keys(key).every((k) => last[k] === key[k])) return;
+  if (built) built.tools = key;
+  if (!Array.isArray(r.tools)) { slot.replaceChildren(); return; } // a server without tools
+  const pending = new Map();
+  for (const box of slot.querySelectorAll("input[name=tools][data-dirty]")) pending.set(box.value, box.checked);
+  const choices = toolChoices(s.tools, r.tools);
+  let content;
+  if (s.tools === null) {
+    content = [s.errors["tools-list"]
+      ? h("p.field-error", { text: `The list of tools could not be loaded: ${s.errors["tools-list"]}` })
+      : h("p.hint", { text: "Loading the tools this server offers…" })];
+  } else if (!choices.length) {
+    content = [h("p.hint", { text: "This server offers no tools." })];
+  } else {
+    content = [h("div.tool-choices", {}, ...choices.map((c) => {
+      const id = toolId(c.name);
+      const about = [c.description, c.hint].filter(Boolean).join(" ");
+      const box = h("input", { type: "checkbox", id, name: "tools", value: c.name, checked: c.checked,
+        disabled: c.disabled, "data-setting": "tools", "aria-describedby": about ? `${id}-about` : null });
+      if (pending.has(c.name) && !c.disabled) { box.checked = pending.get(c.name); box.dataset.dirty = "true"; }
+      return h("div.tool-choice", { dataset: { tool: c.name } }, box, h("label", { for: id, text: c.name }),
+        about ? h("p.hint", { id: `${id}-about`, text: about }) : null);
+    }))];
+  }
+  keepFocus(slot, () => slot.replaceChildren(h("fieldset.form-field", { id: "settings-tools", "aria-describedby": "settings-tools-error" },
+    h("legend", { text: "Tools the assistant may use" }),
+    h("p.hint", { text: "The assistant can call these while it answers in this room; everyone in the room sees each call." }),
+    ...content,
+    h("p.field-error", { id: "settings-tools-error", role: "alert", text: s.errors.tools || "" }))));
 }
 
 function settingsForm(s, v) {
@@ -200,7 +251,7 @@ function settingsForm(s, v) {
         h("option", { value: "always", selected: r.assistant_mode === "always", text: "Answers every message" }),
         h("option", { value: "mention", selected: r.assistant_mode === "mention", text: "Answers when @assistant is mentioned" }),
         h("option", { value: "off", selected: r.assistant_mode === "off", text: "Off" }))),
-      toolsFieldset(s, r),
+      h("div", { id: "settings-tools-slot" }),
       h("div.row-left", {},
         h("button.primary", { type: "submit", id: "settings-save", "aria-describedby": "settings-error", text: "Save settings" }),
         h("span.muted", { id: "settings-status", role: "status" })),
@@ -223,7 +274,7 @@ function syncSettings(form, r, s) {
   }
 }
 
-function readSettings(form, r, tools) {
+function readSettings(form, r) {
   const out = {};
   const val = (id) => form.querySelector(`#${id}`).value;
   const title = val("setting-title").trim();
@@ -233,9 +284,13 @@ function readSettings(form, r, tools) {
   const model = val("setting-model");
   if (model && model !== (r.model || "")) out.model = model;
   if (val("setting-mode") !== r.assistant_mode) out.assistant_mode = val("setting-mode");
-  if (tools && Array.isArray(r.tools)) {
-    const chosen = [...form.querySelectorAll("input[name=tools]:checked")].map((x) => x.value);
-    if (chosen.join() !== r.tools.join()) out.tools = chosen;
-  }
   return out;
+}
+
+/** The tools the owner ticked, or null when they are the room's already. */
+function readTools(form, r) {
+  // No checkboxes yet (the list is loading): nothing to say about the tools.
+  if (!Array.isArray(r.tools) || !form.querySelector("input[name=tools]")) return null;
+  const chosen = [...form.querySelectorAll("input[name=tools]:checked")].map((x) => x.value);
+  return sameTools(chosen, r.tools) ? null : chosen;
 }

@@ -1,8 +1,10 @@
 // The room on screen: header, invite form, presence, the conversation, uploads, composer.
 
-import { ordered, regenerateTarget } from "../lib/messages.js";
+import { isFinal, ordered, regenerateTarget } from "../lib/messages.js";
+import { demoNotice } from "../lib/models.js";
 import { can, roleOf } from "../lib/permissions.js";
 import { nextTypingExpiry, onlineNames, typingLine } from "../lib/presence.js";
+import { storedCalls } from "../lib/tools.js";
 import { $, h, setText, show } from "./dom.js";
 import { renderMessage } from "./message.js";
 import { renderUploads } from "./uploads.js";
@@ -125,7 +127,9 @@ export function render(s, prev, ctx) {
   }
   if (switched || !pv || v.room !== pv.room || s.errors !== prev.errors || s.route.panel !== prev.route.panel) renderHeader(s, v);
   if (switched || !pv || v.online !== pv.online || v.typing !== pv.typing || v.room !== pv.room) renderPresence(s, v, ctx);
-  if (switched || !pv || v.messages !== pv.messages || v.streams !== pv.streams) renderMessages(s, v);
+  const modelsChanged = Boolean(prev) && s.models !== prev.models;
+  if (modelsChanged) drawn.src.clear(); // demo notices depend on the model list: redraw every message
+  if (switched || !pv || modelsChanged || v.messages !== pv.messages || v.streams !== pv.streams) renderMessages(s, v);
   renderUploads($("upload-list"), s.uploads.filter((u) => u.scope === "room" && u.room_id === v.room.room_id));
   setText($("upload-error"), s.errors[`upload:${v.room.room_id}`] || "");
   renderControls(s, v);
@@ -211,7 +215,12 @@ function renderMessages(s, v) {
         ...(it.msg || {}), status: "streaming" };
     }
     const isNew = !drawn.els.has(it.id);
-    const el = renderMessage(drawn.els.get(it.id), msg, { me: s.me.user_id, streamingText: it.stream ? it.stream.text : undefined });
+    const el = renderMessage(drawn.els.get(it.id), msg, {
+      me: s.me.user_id,
+      streamingText: it.stream ? it.stream.text : undefined,
+      calls: it.stream ? it.stream.calls : storedCalls(msg.tool_calls),
+      notice: msg.role === "assistant" && isFinal(msg) ? demoNotice(s.models, msg.model) : null,
+    });
     drawn.els.set(it.id, el);
     drawn.src.set(it.id, src);
     if (isNew && msg.author && msg.author.user_id === s.me.user_id) mineNew = true;
