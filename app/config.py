@@ -59,6 +59,8 @@ class AuthSettings(_Section):
     jwt_secret_file: Path | None = None
     access_ttl_seconds: int = Field(900, ge=1)
     refresh_ttl_seconds: int = Field(14 * 24 * 3600, ge=60)
+    # The longest a session lasts from its log-in, refreshes included (0: no cap).
+    max_token_lifetime_seconds: int = Field(30 * 24 * 3600, ge=0)
     cookie_secure: bool = False
     allowed_emails: list[str] = []
     allowed_domains: list[str] = []

@@ -23,7 +23,7 @@ from app.assistant.completion import CompletionService
 from app.assistant.engine import AssistantEngine
 from app.assistant.listeners import ReplyListeners
 from app.assistant.source import ReplySource
-from app.auth import AuthService
+from app.auth import Authenticator, AuthService
 from app.config import ConfigError, Settings
 from app.events import Emitter
 from app.files import FileService, RoomFiles
@@ -58,6 +58,7 @@ from app.rooms import RoomService
 from app.services import Services
 from app.startup_checks import StartupError
 from app.stateless import StatelessAsk
+from app.token_versions import TokenVersions
 from app.tokens import TokenIssuer, load_or_create_secret
 from app.tools.base import ToolSource
 from app.tools.documents import DocumentTools
@@ -67,7 +68,7 @@ from app.tools.notion import NotionTools
 from app.tools.registry import ToolRegistry
 from app.tools.source import ToolLoopSource
 from app.usage import UsageService
-from handlers.common import cors_middleware, error_middleware
+from handlers.common import auth_middleware, cors_middleware, error_middleware
 from handlers.routes import setup_routes
 from namespaces.base import BaseNamespace
 from namespaces.connections import ConnectionRegistry
@@ -276,7 +277,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         secret = load_or_create_secret(settings.data_dir.resolve())
     auth_settings = settings.auth
     issuer = TokenIssuer(
-        secret, auth_settings.access_ttl_seconds, auth_settings.refresh_ttl_seconds
+        secret, auth_settings.access_ttl_seconds, auth_settings.refresh_ttl_seconds,
+        auth_settings.max_token_lifetime_seconds,
     )
 
     limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
@@ -287,6 +289,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     control: ControlBus = RedisControlBus(redis) if redis is not None else LocalControlBus()
     emitter = Emitter(SocketTransport(sio, control))
     users = UserStore(mongo)
+    versions = TokenVersions(users, control)
+    authenticator = Authenticator(auth_settings, issuer, versions)
     room_store, message_store = RoomStore(mongo), MessageStore(mongo)
     registry = app[REGISTRY]
 
@@ -318,7 +322,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     completions = CompletionService(settings.assistant, registry, gate, accounting)
     engine.start()
     auth = AuthService(
-        settings.auth, users, RefreshTokenStore(mongo), issuer, limiter,
+        settings.auth, users, RefreshTokenStore(mongo), issuer, limiter, versions,
         on_signup=[rooms.accept_invites],
     )
     try:
@@ -340,15 +344,20 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     await ingestor.start()
     recall.start()
 
-    connections = ConnectionRegistry(sio, emitter, settings.server.max_socket_queue)
-    sio.register_namespace(
-        RealtimeNamespace(REALTIME, issuer, connections, emitter, metrics, rooms)
+    connections = ConnectionRegistry(
+        sio, emitter, settings.server.max_socket_queue, versions
     )
-    sio.register_namespace(BaseNamespace(DEFAULT, issuer, connections, emitter, metrics))
+    sio.register_namespace(
+        RealtimeNamespace(REALTIME, authenticator, connections, emitter, metrics, rooms)
+    )
+    sio.register_namespace(
+        BaseNamespace(DEFAULT, authenticator, connections, emitter, metrics)
+    )
 
     app[SERVICES] = Services(
         settings=settings, node_id=node_id, metrics=metrics, mongo=mongo, issuer=issuer,
-        auth=auth, rooms=rooms, health=health, engine=engine, registry=registry,
+        authenticator=authenticator, auth=auth, rooms=rooms, health=health, engine=engine,
+        registry=registry,
         ask=AskService(settings.assistant, rooms, engine),
         usage=UsageService(mongo, rooms, ledger), files=files, oidc=oidc, tools=tools,
         stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever),
@@ -406,7 +415,7 @@ def create_app(
     `providers` adds LLM providers by name (tests inject a scripted one); `reply_source`
     replaces where replies' events come from (the plain provider call by default).
     """
-    middlewares = [error_middleware]
+    middlewares = [error_middleware, auth_middleware]
     if settings.server.cors_origins:
         middlewares.insert(0, cors_middleware(settings.server.cors_origins))
     # One hard cap for a JSON body, a Socket.IO event and a WebSocket frame, well above

@@ -31,6 +31,9 @@ log = logging.getLogger("parlour.http")
 T = TypeVar("T", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# What auth_middleware found: the caller, or why there is none.
+PRINCIPAL: web.RequestKey[Principal | AppError] = web.RequestKey("principal")
+
 _HTTP_CODES = {404: NOT_FOUND, 405: INVALID_PAYLOAD, 413: PAYLOAD_TOO_LARGE, 401: UNAUTHORIZED}
 
 
@@ -122,12 +125,33 @@ def bearer_token(request: web.Request) -> str | None:
     return request.cookies.get("access_token")
 
 
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate the caller's credential once, before the handler (see `principal`).
+
+    A bad credential is only an error for routes that ask who is calling: a stale cookie
+    must not break the log-in page.
+    """
+    token = bearer_token(request)
+    outcome: Principal | AppError = AppError(UNAUTHORIZED, "missing token")
+    svc = request.app.get(SERVICES)
+    if token and svc is not None and not request.path.startswith("/socket.io/"):
+        try:
+            outcome = await svc.authenticator.authenticate(token)
+        except AppError as exc:
+            outcome = exc
+    request[PRINCIPAL] = outcome
+    return await handler(request)
+
+
 def principal(request: web.Request) -> Principal:
     """The verified caller; `unauthorized` otherwise."""
-    token = bearer_token(request)
-    if not token:
-        raise AppError(UNAUTHORIZED, "missing token")
-    return services(request).issuer.verify_access(token)
+    outcome = request.get(PRINCIPAL)
+    if isinstance(outcome, Principal):
+        return outcome
+    if isinstance(outcome, AppError):
+        raise outcome
+    raise AppError(UNAUTHORIZED, "missing token")
 
 
 def client_ip(request: web.Request) -> str:

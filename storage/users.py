@@ -62,6 +62,24 @@ class UserStore:
         doc = await self._users.find_one({"_id": user_id})
         return _user(doc) if doc else None
 
+    async def token_version(self, user_id: str) -> int | None:
+        """The user's token version (0 until the first bump); None if there is no such user."""
+        doc = await self._users.find_one({"_id": user_id}, {"token_version": 1})
+        return int(doc.get("token_version", 0)) if doc else None
+
+    async def bump_token_version(self, user_id: str) -> int | None:
+        """Increment the token version (ends every session); the new one, None if no user."""
+        doc = await self._users.find_one_and_update(
+            {"_id": user_id}, {"$inc": {"token_version": 1}},
+            projection={"token_version": 1}, return_document=ReturnDocument.AFTER,
+        )
+        return int(doc["token_version"]) if doc else None
+
+    async def delete(self, user_id: str) -> bool:
+        """Delete the account record; False if there was none."""
+        res = await self._users.delete_one({"_id": user_id})
+        return res.deleted_count > 0
+
     async def list_users(self, limit: int) -> list[User]:
         """Accounts, oldest first (for `parlour users list`)."""
         docs = await self._users.find({}).sort("created_at", 1).limit(limit).to_list()
@@ -112,6 +130,13 @@ class RefreshTokenStore:
         """Revoke every token of a rotation family; returns how many changed."""
         res = await self._tokens.update_many(
             {"family_id": family_id, "revoked": False}, {"$set": {"revoked": True}}
+        )
+        return res.modified_count
+
+    async def revoke_user(self, user_id: str) -> int:
+        """Revoke every refresh token of a user (account deleted)."""
+        res = await self._tokens.update_many(
+            {"user_id": user_id, "revoked": False}, {"$set": {"revoked": True}}
         )
         return res.modified_count
 
