@@ -69,6 +69,7 @@ from app.tools.registry import ToolRegistry
 from app.tools.source import ToolLoopSource
 from app.usage import UsageService
 from handlers.common import auth_middleware, cors_middleware, error_middleware
+from handlers.origins import OriginPolicy, origin_middleware
 from handlers.routes import setup_routes
 from namespaces.base import BaseNamespace
 from namespaces.connections import ConnectionRegistry
@@ -415,7 +416,8 @@ def create_app(
     `providers` adds LLM providers by name (tests inject a scripted one); `reply_source`
     replaces where replies' events come from (the plain provider call by default).
     """
-    middlewares = [error_middleware, auth_middleware]
+    origins = OriginPolicy(settings.server.cors_origins)
+    middlewares = [error_middleware, origin_middleware(origins), auth_middleware]
     if settings.server.cors_origins:
         middlewares.insert(0, cors_middleware(settings.server.cors_origins))
     # One hard cap for a JSON body, a Socket.IO event and a WebSocket frame, well above
@@ -433,7 +435,9 @@ def create_app(
         async_mode="aiohttp",
         json=OrjsonModule,
         client_manager=manager,
-        cors_allowed_origins=settings.server.cors_origins or None,
+        # The same rule as REST: this server's own origin plus server.cors_origins (a
+        # plain list would leave the server's own origin out).
+        cors_allowed_origins=origins.socketio,
         cors_credentials=True,
         max_http_buffer_size=cap,
         logger=False,

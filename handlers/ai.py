@@ -17,8 +17,8 @@ from app.assistant.listeners import ReplyEvent
 from app.errors import AppError, error_from_exception, invalid
 from app.ids import new_id
 from app.llm.base import ChatMessage, ChatParams, StreamEnd, TokenUsage
-from app.models import WS_SESSION, Message
-from app.schemas import CreateRoom, Payload, parse
+from app.models import Message
+from app.schemas import Payload, parse
 from app.services import Services
 from handlers.common import body, form, json_response, principal, query, services
 
@@ -111,10 +111,9 @@ async def chat_metrics(request: web.Request) -> web.Response:
 
 
 async def session_id(request: web.Request) -> web.Response:
-    room = await services(request).rooms.create_room(
-        principal(request), CreateRoom(title="WebSocket session"), kind=WS_SESSION
-    )
-    return json_response({"session_id": room.room_id})
+    """A new session id; a GET changes nothing: the room is made when a WebSocket opens."""
+    principal(request)
+    return json_response({"session_id": new_id()})
 
 
 async def aisuite_chat(request: web.Request) -> web.StreamResponse:

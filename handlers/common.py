@@ -25,6 +25,7 @@ from app.keys import SERVICES, SETTINGS
 from app.models import Principal
 from app.schemas import parse
 from app.services import Services
+from handlers.origins import unsupported_media_type
 
 log = logging.getLogger("parlour.http")
 
@@ -94,13 +95,20 @@ def services(request: web.Request) -> Services:
 
 
 async def body(request: web.Request, model: type[T]) -> T:
-    """The request's JSON body validated by `model`."""
+    """The request's JSON body validated by `model` (415 unless its type is JSON)."""
     raw = await request.read()
+    if raw and not is_json(request.content_type):
+        raise unsupported_media_type(request.content_type, "application/json")
     try:
         data = orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError as exc:
         raise AppError(INVALID_PAYLOAD, "body: not valid JSON") from exc
     return parse(model, data)
+
+
+def is_json(content_type: str) -> bool:
+    """application/json or a `+json` type."""
+    return content_type == "application/json" or content_type.endswith("+json")
 
 
 async def form(request: web.Request) -> dict[str, str]:

@@ -75,7 +75,7 @@ async def ws_chat(request: web.Request) -> web.StreamResponse:
     if not token:
         raise AppError(UNAUTHORIZED, "missing token")
     who = await svc.authenticator.authenticate(token)
-    await svc.rooms.load(who, room_id, write=True)
+    await svc.rooms.session_room(who, room_id)
     # The same hard cap as Socket.IO: a long message gets a payload_too_large frame.
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=transport_cap_bytes(svc.settings.limits))
     await ws.prepare(request)

@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
-from app.errors import invalid
+from app.errors import CONFLICT, AppError, invalid
 from app.models import WS_SESSION, Member, Room
 from storage.mongo import Mongo
 
@@ -58,8 +59,11 @@ class RoomStore:
         self._rooms = mongo.rooms
 
     async def insert(self, doc: Doc) -> Room:
-        """Store a new room document."""
-        await self._rooms.insert_one(doc)
+        """Store a new room document; `conflict` if its id is taken."""
+        try:
+            await self._rooms.insert_one(doc)
+        except DuplicateKeyError as exc:
+            raise AppError(CONFLICT, "a room with this id already exists") from exc
         return room_from_doc(doc)
 
     async def get(self, room_id: str) -> Room | None:
