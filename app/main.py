@@ -96,7 +96,7 @@ from storage.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from storage.rooms import RoomStore
 from storage.streams import MemoryStreamLog, RedisStreamLog, StreamLog
 from storage.usage import UsageStore
-from storage.users import RefreshTokenStore, UserStore
+from storage.users import IdentityStore, RefreshTokenStore, UserStore
 from storage.vectors import build_vector_store
 
 log = logging.getLogger(__name__)
@@ -327,7 +327,10 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         on_signup=[rooms.accept_invites],
     )
     try:
-        oidc = OIDCService(settings.oidc, auth, users, secret)
+        oidc = OIDCService(
+            settings.oidc, auth, users, IdentityStore(mongo), secret,
+            link_requires_password=settings.auth.sso_link_requires_password,
+        )
     except ValueError as exc:
         raise StartupError(f"single sign-on: {exc}") from exc
     health = HealthService(__version__, node_id)

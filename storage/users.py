@@ -91,6 +91,41 @@ class UserStore:
         return _user(doc) if doc else None
 
 
+class IdentityStore:
+    """Single sign-on identities: (issuer, subject) -> user. One user may have several."""
+
+    def __init__(self, mongo: Mongo) -> None:
+        self._identities = mongo.collection("identities")
+
+    @staticmethod
+    def _key(issuer: str, subject: str) -> str:
+        return f"{issuer} {subject}"
+
+    async def user_id(self, issuer: str, subject: str) -> str | None:
+        """The user this identity signs in as, if linked."""
+        doc = await self._identities.find_one({"_id": self._key(issuer, subject)})
+        return str(doc["user_id"]) if doc else None
+
+    async def link(self, issuer: str, subject: str, user_id: str, provider: str) -> None:
+        """Link an identity to a user (idempotent; an identity links to one user only)."""
+        try:
+            await self._identities.insert_one({
+                "_id": self._key(issuer, subject), "user_id": user_id, "issuer": issuer,
+                "subject": subject, "provider": provider, "created_at": utcnow(),
+            })
+        except DuplicateKeyError as exc:
+            if await self.user_id(issuer, subject) != user_id:
+                raise AppError(CONFLICT, "this sign-in is linked to another account") from exc
+
+    async def has_any(self, user_id: str) -> bool:
+        """Whether the user has signed in with any provider since identities are kept."""
+        return await self._identities.find_one({"user_id": user_id}) is not None
+
+    async def forget_user(self, user_id: str) -> None:
+        """Unlink every identity of a deleted user."""
+        await self._identities.delete_many({"user_id": user_id})
+
+
 class RefreshTokenStore:
     """One record per issued refresh token (hashed), grouped by rotation family."""
 
