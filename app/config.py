@@ -80,6 +80,17 @@ class LimitsSettings(_Section):
     max_files_per_upload: int = Field(20, ge=1)
     max_index_mb: float = Field(20, gt=0)
     max_chunks_per_document: int = Field(5000, ge=1)
+    max_multipart_parts: int = Field(100, ge=1)
+    max_multipart_field_kb: float = Field(256, gt=0)
+
+    @model_validator(mode="after")
+    def _parts_hold_the_files(self) -> LimitsSettings:
+        if self.max_multipart_parts < self.max_files_per_upload:
+            raise ValueError(
+                "max_multipart_parts must be at least max_files_per_upload "
+                f"({self.max_files_per_upload})"
+            )
+        return self
 
 
 class BlobSettings(_Section):
