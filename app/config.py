@@ -126,6 +126,17 @@ class EmbeddingSettings(_Section):
     ingest_lease_seconds: float = Field(60.0, ge=5)
 
 
+class IngestSettings(_Section):
+    """The extraction sandbox: what reading one uploaded file may cost."""
+
+    extract_timeout_seconds: float = Field(60.0, gt=0)
+    extract_memory_mb: int = Field(1024, ge=256)
+    max_extracted_chars: int = Field(5_000_000, ge=1000)
+    max_zip_entries: int = Field(2000, ge=1)
+    max_zip_uncompressed_mb: float = Field(200, gt=0)
+    max_zip_ratio: float = Field(100, gt=1)
+
+
 class LLMSettings(_Section):
     default_model: str | None = None
     local_enabled: bool = True
@@ -229,6 +240,7 @@ class Settings(BaseSettings):
     blobs: BlobSettings = BlobSettings()
     vectors: VectorSettings = VectorSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
+    ingest: IngestSettings = IngestSettings()
     llm: LLMSettings = LLMSettings()
     assistant: AssistantSettings = AssistantSettings()
     tools: ToolsSettings = ToolsSettings()
