@@ -299,7 +299,11 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     blobs, vectors, embedder = app[BLOBS], app[VECTORS], app[EMBEDDER]
     file_store = FileStore(mongo)
     recall = RecallIndexer(mongo, message_store, vectors, embedder)
-    room_files = RoomFiles(file_store, blobs, vectors)
+    ingestor = Ingestor(
+        settings.embeddings, settings.ingest, settings.limits, file_store, blobs, vectors,
+        embedder, emitter, metrics, node_id, single_node=redis is None,
+    )
+    room_files = RoomFiles(file_store, blobs, vectors, ingestor.cancel)
 
     # The assistant: one admission gate for every path, replies as tasks of their own.
     gate = AdmissionGate(settings.limits, settings.assistant, limiter, metrics)
@@ -338,11 +342,10 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     health.register("llm", lambda: _check_llm(app[REGISTRY], app[LOCAL_LLM]))
     if redis is not None:
         health.register("redis", lambda: _ping_redis(redis))
-    ingestor = Ingestor(
-        settings.embeddings, settings.limits, file_store, blobs, vectors, embedder, emitter,
-        metrics, node_id, single_node=redis is None,
+    files = FileService(
+        settings.limits, file_store, blobs, vectors, rooms, metrics, ingestor.wake,
+        ingestor.cancel,
     )
-    files = FileService(settings.limits, file_store, blobs, vectors, rooms, metrics, ingestor.wake)
     health.register("blobs", lambda: _ping(blobs.ping()))
     health.register("vectors", lambda: _ping(vectors.ping()))
     await ingestor.start()
