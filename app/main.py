@@ -76,6 +76,8 @@ from namespaces.server import (
     DEFAULT,
     REALTIME,
     OrjsonModule,
+    ParlourManager,
+    ParlourPacket,
     ParlourRedisManager,
     ParlourServer,
     SocketTransport,
@@ -288,6 +290,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     emitter = Emitter(SocketTransport(sio, control))
     users = UserStore(mongo)
     room_store, message_store = RoomStore(mongo), MessageStore(mongo)
+    room_store.attach(control)
     registry = app[REGISTRY]
 
     # Files and retrieval, which the assistant and the rooms use.
@@ -362,6 +365,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await connections.stop()
         await engine.close()
+        await message_store.close()
         await recall.close()
         await ingestor.close()
         await control.close()
@@ -418,11 +422,12 @@ def create_app(
     app[REPLY_SOURCE] = reply_source
     manager = (
         ParlourRedisManager(settings.redis.url, channel="parlour")
-        if settings.redis.url else None
+        if settings.redis.url else ParlourManager()
     )
     sio = ParlourServer(
         async_mode="aiohttp",
         json=OrjsonModule,
+        serializer=ParlourPacket,
         client_manager=manager,
         cors_allowed_origins=settings.server.cors_origins or None,
         cors_credentials=True,

@@ -53,13 +53,17 @@ def pct(values: list[float], p: float) -> float:
 class Window:
     """CPU of the servers and a counter between start() and stop()."""
 
-    def __init__(self, pids: list[int]) -> None:
+    def __init__(self, pids: list[int], mark: str | None = None) -> None:
         self.pids = pids
+        self.mark = mark  # a file created when the window opens (to attach a profiler)
         self.cpu = 0.0
         self.wall = 0.0
         self.open = False
 
     def start(self) -> None:
+        if self.mark:
+            with open(self.mark, "w") as f:
+                f.write("open")
         self._cpu0 = sum(cpu_seconds(p) for p in self.pids)
         self._t0 = time.perf_counter()
         self.open = True
@@ -78,6 +82,14 @@ class Target:
         self.kind: str = spec["target"]
         self.urls: list[str] = spec["urls"]
         self.bare = self.kind == "bare"
+        self._setup = asyncio.Semaphore(8)
+
+    async def users(self, n: int) -> list[dict[str, Any]]:
+        """n accounts, made a few at a time (signup hashes a password)."""
+        async def one() -> dict[str, Any]:
+            async with self._setup:
+                return await self.user()
+        return list(await asyncio.gather(*(one() for _ in range(n))))
 
     async def user(self) -> dict[str, Any]:
         """A new account on Parlour (REST signup); a placeholder on the bare server."""
@@ -167,13 +179,14 @@ async def senders_loop(target: Target, pairs: list[tuple[EioClient, str]], windo
 
 async def persist(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
     """N connections, each alone in its room, one acknowledged message in flight each."""
-    pairs = []
-    for _ in range(spec["connections"]):
-        user = await target.user()
+    async def pair(user: dict[str, Any]) -> tuple[EioClient, str]:
         client = await target.client(user)
         room = "" if target.bare else await target.room(client, assistant_mode="off")
-        pairs.append((client, room))
-    window = Window(spec["pids"])
+        return client, room
+
+    users = await target.users(spec["connections"])
+    pairs = list(await asyncio.gather(*(pair(user) for user in users)))
+    window = Window(spec["pids"], spec.get("mark"))
     stats = await senders_loop(target, pairs, window, spec["warmup"], spec["duration"])
     for client, _ in pairs:
         await client.close()
@@ -192,20 +205,22 @@ async def fanout(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
     """
     members, senders = spec["members"], spec["senders"]
     nodes = len(target.urls)
-    owner_user = await target.user()
-    owner = await target.client(owner_user, 0)
+    users = await target.users(members)
+    owner = await target.client(users[0], 0)
     room = await target.room(owner, assistant_mode="off")
-    clients = [owner]
-    for i in range(1, members):
-        user = await target.user()
+
+    async def member(i: int) -> EioClient:
         node = 0 if (nodes == 1 or i < senders) else 1
-        client = await target.client(user, node)
-        await target.add(owner, room, user, client)
-        clients.append(client)
+        client = await target.client(users[i], node)
+        async with target._setup:
+            await target.add(owner, room, users[i], client)
+        return client
+
+    clients = [owner, *await asyncio.gather(*(member(i) for i in range(1, members)))]
     remote = clients[senders:] if nodes > 1 else []
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
-    window = Window(spec["pids"])
+    window = Window(spec["pids"], spec.get("mark"))
     event = target.message_event
     marker = '"content":"'
 
