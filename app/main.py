@@ -78,6 +78,8 @@ from namespaces.server import (
     DEFAULT,
     REALTIME,
     OrjsonModule,
+    ParlourManager,
+    ParlourPacket,
     ParlourRedisManager,
     ParlourServer,
     SocketTransport,
@@ -293,6 +295,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     versions = TokenVersions(users, control)
     authenticator = Authenticator(auth_settings, issuer, versions)
     room_store, message_store = RoomStore(mongo), MessageStore(mongo)
+    room_store.attach(control)
     registry = app[REGISTRY]
 
     # Files and retrieval, which the assistant and the rooms use.
@@ -378,6 +381,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await connections.stop()
         await engine.close()
+        await message_store.close()
         await recall.close()
         await ingestor.close()
         await control.close()
@@ -435,11 +439,12 @@ def create_app(
     app[REPLY_SOURCE] = reply_source
     manager = (
         ParlourRedisManager(settings.redis.url, channel="parlour")
-        if settings.redis.url else None
+        if settings.redis.url else ParlourManager()
     )
     sio = ParlourServer(
         async_mode="aiohttp",
         json=OrjsonModule,
+        serializer=ParlourPacket,
         client_manager=manager,
         # The same rule as REST: this server's own origin plus server.cors_origins (a
         # plain list would leave the server's own origin out).
