@@ -101,6 +101,8 @@ def _serve(settings: Settings, socks: list[socket.socket]) -> int:
             app,
             sock=socks,
             shutdown_timeout=settings.server.shutdown_timeout_seconds,
+            # aiohttp arms it from the connection's start: the deadline for a request head.
+            keepalive_timeout=settings.server.header_timeout_seconds,
             loop=uvloop.new_event_loop(),
             access_log=None,
             print=lambda msg: print(msg, flush=True),

@@ -41,6 +41,11 @@ class ServerSettings(_Section):
     log_level: str = "INFO"
     max_socket_queue: int = Field(256, ge=8)
     shutdown_timeout_seconds: float = Field(5.0, ge=0)
+    # A request head must be complete this long after the connection opened or the
+    # previous response (slow clients: slowloris); also the idle keep-alive time.
+    header_timeout_seconds: float = Field(15.0, gt=0)
+    # A handler waiting for request-body bytes that do not come this long answers 408.
+    body_timeout_seconds: float = Field(30.0, gt=0)
 
 
 class MongoSettings(_Section):
