@@ -86,6 +86,7 @@ class LimitsSettings(_Section):
     max_concurrent_replies: int = Field(2, ge=1)
     max_tokens_per_day: int = Field(0, ge=0)
     max_members: int = Field(100, ge=1)
+    invites_per_hour: int = Field(100, ge=1)
     replay_max_messages: int = Field(1000, ge=1)
     max_files_per_upload: int = Field(20, ge=1)
     max_index_mb: float = Field(20, gt=0)

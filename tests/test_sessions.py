@@ -194,3 +194,20 @@ async def test_logout_on_one_node_ends_the_session_on_the_other(
     status, _ = await two.request("GET", ME, user)
     assert status == 401
     assert await refused_socket(two, user.token) == REFUSED
+
+
+async def test_invitations_are_limited_per_hour_whether_or_not_emails_exist(
+    make_settings: Any,
+) -> None:
+    server = await start_parlour(make_settings(limits__invites_per_hour=3))
+    try:
+        owner, known = await server.signup(), await server.signup()
+        sock = await server.socket(owner)
+        room_id = (await sock.ok("create_room", {"assistant_mode": "off"}))["room"]["room_id"]
+        for email in ("nobody1@example.com", known.email, "nobody2@example.com"):
+            await sock.ok("invite", {"room_id": room_id, "email": email})
+        for email in ("nobody3@example.com", "someone@example.com"):
+            ack = await sock.call("invite", {"room_id": room_id, "email": email})
+            assert ack["error"]["code"] == "rate_limited"
+    finally:
+        await server.close()
