@@ -211,3 +211,39 @@ async def test_invitations_are_limited_per_hour_whether_or_not_emails_exist(
             assert ack["error"]["code"] == "rate_limited"
     finally:
         await server.close()
+
+
+async def test_changing_the_password_ends_every_other_session(parlour: Parlour) -> None:
+    user = await parlour.signup()
+    sock = await parlour.socket(user)
+    path = "/api/v1/auth/password"
+    status, data = await parlour.request(
+        "POST", path, user, json={"current_password": "wrong guess", "new_password": "new one 123"}
+    )
+    assert status == 401 and data["error"]["code"] == "unauthorized"
+    status, data = await parlour.request(
+        "POST", path, user, json={"current_password": "correct horse 1", "new_password": "short"}
+    )
+    assert status == 422 and "password" in data["error"]["message"]
+    status, fresh = await parlour.request(
+        "POST", path, user,
+        json={"current_password": "correct horse 1", "new_password": "new one 123"},
+    )
+    assert status == 200
+    # The old tokens are refused everywhere; the new session works.
+    status, _ = await parlour.request("GET", ME, user)
+    assert status == 401
+    status, _ = await parlour.request(
+        "POST", "/api/v1/auth/refresh", json={"refresh_token": user.refresh_token}
+    )
+    assert status == 401
+    await sock.wait("session_expired", timeout=5)
+    status, _ = await parlour.request(
+        "GET", ME, headers={"Authorization": f"Bearer {fresh['access_token']}"}
+    )
+    assert status == 200
+    for password, expected in (("correct horse 1", 401), ("new one 123", 200)):
+        status, _ = await parlour.request(
+            "POST", "/api/v1/auth/login", json={"email": user.email, "password": password}
+        )
+        assert status == expected
