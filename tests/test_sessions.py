@@ -11,6 +11,7 @@ import orjson
 import pytest
 import socketio
 
+from app.cli_users import CliError, delete
 from tests.client import Parlour, SocketClient, User, start_parlour
 
 ME = "/api/v1/auth/me"
@@ -247,3 +248,31 @@ async def test_changing_the_password_ends_every_other_session(parlour: Parlour) 
             "POST", "/api/v1/auth/login", json={"email": user.email, "password": password}
         )
         assert status == expected
+
+
+async def test_deleting_an_account_from_the_command_line_ends_its_sessions(
+    make_settings: Any, redis_url: str
+) -> None:
+    settings = make_settings(redis__url=redis_url, llm__default_model=None)
+    server = await start_parlour(settings)
+    try:
+        user = await server.signup()
+        sock = await server.socket(user)
+        status, _ = await server.request("GET", ME, user)  # the node caches the version
+        assert status == 200
+        line = await delete(settings, user.email)
+        assert line.startswith(f"deleted {user.email}")
+        # The running node heard it through Redis: refused at once, not in 30 s.
+        status, _ = await server.request("GET", ME, user)
+        assert status == 401
+        await sock.wait("session_expired", timeout=5)
+        with pytest.raises(CliError, match="no account"):
+            await delete(settings, user.email)
+        # The email is free again: a new account, a new id.
+        status, data = await server.request(
+            "POST", "/api/v1/auth/signup",
+            json={"email": user.email, "password": "correct horse 1", "name": "Again"},
+        )
+        assert status == 201 and data["user"]["user_id"] != user.user_id
+    finally:
+        await server.close()
