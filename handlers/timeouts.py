@@ -11,6 +11,7 @@ route, Engine.IO's polling POSTs included (middlewares wrap them too).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,11 +23,23 @@ from handlers.common import error_response
 REQUEST_TIMEOUT = 408
 
 
+class BodyTimeout(AppError):
+    """The body stalled: 408 (Engine.IO answers its polling POST itself, and closes)."""
+
+
+class _QuietBodyTimeouts(logging.Filter):
+    """Engine.IO logs any failed POST read with its traceback: not a slow client's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], BodyTimeout))
+
+
 class _BodyWatch:
     """Fails the body's reader when it waited `seconds` without receiving a byte."""
 
     def __init__(self, request: web.Request, seconds: float) -> None:
         self._content = request.content
+        self._transport = request.transport
         self._seconds = seconds
         self._loop = asyncio.get_running_loop()
         self._seen = self._content.total_bytes
@@ -49,11 +62,13 @@ class _BodyWatch:
             self._seen, self._since = content.total_bytes, now
         elif now - self._since >= self._seconds:
             self.fired = True
-            content.set_exception(AppError(
+            content.set_exception(BodyTimeout(
                 INVALID_PAYLOAD,
                 f"request body: nothing received for {self._seconds:g} s",
                 status=REQUEST_TIMEOUT,
             ))
+            if self._transport is not None:  # late bytes are not read any more
+                self._transport.pause_reading()
             return
         self._handle = self._loop.call_later(self._interval(), self._check)
 
@@ -63,6 +78,9 @@ class _BodyWatch:
 
 def body_timeout_middleware(seconds: float) -> Any:
     """408 (and a closed connection) for a body that stalls for `seconds`."""
+    engineio_log = logging.getLogger("engineio.server")
+    if not any(isinstance(f, _QuietBodyTimeouts) for f in engineio_log.filters):
+        engineio_log.addFilter(_QuietBodyTimeouts())
 
     @web.middleware
     async def middleware(
@@ -73,15 +91,15 @@ def body_timeout_middleware(seconds: float) -> Any:
         watch = _BodyWatch(request, seconds)
         try:
             response = await handler(request)
-        except AppError as exc:
-            if not watch.fired or exc.status != REQUEST_TIMEOUT:
-                raise
+        except BodyTimeout as exc:
             response = error_response(exc)
         finally:
             watch.cancel()
         if watch.fired:
-            # The rest of the body will never be read: this connection is done.
+            # The rest of the body will never be read: this connection is done, and
+            # aiohttp must not wait for the rest of the body (it would read the error).
             response.force_close()
+            request.content.feed_eof()
         return response
 
     return middleware

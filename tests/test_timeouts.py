@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.client import Parlour, start_parlour
 from tests.servers import free_port, wait_port
@@ -30,7 +32,9 @@ async def read_until_closed(reader: asyncio.StreamReader, within: float) -> byte
     return await asyncio.wait_for(reader.read(), within)
 
 
-async def test_a_body_that_stops_arriving_is_answered_408(make_settings: Any) -> None:
+async def test_a_body_that_stops_arriving_is_answered_408(
+    make_settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     server: Parlour = await start_parlour(make_settings(server__body_timeout_seconds=1))
     try:
         reader, writer = await raw(server.port, (
@@ -43,15 +47,16 @@ async def test_a_body_that_stops_arriving_is_answered_408(make_settings: Any) ->
         body = orjson.loads(answer.split(b"\r\n\r\n", 1)[1])
         assert body["error"]["code"] == "invalid_payload"
         assert "nothing received for 1 s" in body["error"]["message"]
-        # The server is fine for everyone else.
+        # The server is fine for everyone else, and logged no error for a slow client.
         status, _ = await server.request("GET", "/internal/health")
         assert status in (200, 503)
+        assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
         await server.close()
 
 
 async def test_an_engineio_poll_that_announces_a_body_and_sends_nothing_ends(
-    make_settings: Any,
+    make_settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = await start_parlour(make_settings(server__body_timeout_seconds=1))
     try:
@@ -67,10 +72,11 @@ async def test_an_engineio_poll_that_announces_a_body_and_sends_nothing_ends(
             "Content-Length: 2000000\r\n\r\n"
         ).encode())
         # Engine.IO answers the failed read itself; the request ends and the connection
-        # closes instead of waiting for the 2 MB forever.
+        # closes instead of waiting for the 2 MB forever, with no error logged.
         answer = await read_until_closed(reader, 10)
         writer.close()
         assert answer.startswith(b"HTTP/1.1 ") and b"Connection: close" in answer, answer
+        assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
         await server.close()
 
