@@ -41,6 +41,11 @@ class ServerSettings(_Section):
     log_level: str = "INFO"
     max_socket_queue: int = Field(256, ge=8)
     shutdown_timeout_seconds: float = Field(5.0, ge=0)
+    # A request head must be complete this long after the connection opened or the
+    # previous response (slow clients: slowloris); also the idle keep-alive time.
+    header_timeout_seconds: float = Field(15.0, gt=0)
+    # A handler waiting for request-body bytes that do not come this long answers 408.
+    body_timeout_seconds: float = Field(30.0, gt=0)
 
 
 class MongoSettings(_Section):
@@ -81,6 +86,7 @@ class LimitsSettings(_Section):
     max_concurrent_replies: int = Field(2, ge=1)
     max_tokens_per_day: int = Field(0, ge=0)
     max_members: int = Field(100, ge=1)
+    invites_per_hour: int = Field(100, ge=1)
     replay_max_messages: int = Field(1000, ge=1)
     max_files_per_upload: int = Field(20, ge=1)
     max_index_mb: float = Field(20, gt=0)

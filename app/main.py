@@ -71,6 +71,7 @@ from app.usage import UsageService
 from handlers.common import auth_middleware, cors_middleware, error_middleware
 from handlers.origins import OriginPolicy, origin_middleware
 from handlers.routes import setup_routes
+from handlers.timeouts import body_timeout_middleware
 from namespaces.base import BaseNamespace
 from namespaces.connections import ConnectionRegistry
 from namespaces.realtime import RealtimeNamespace
@@ -427,7 +428,10 @@ def create_app(
     replaces where replies' events come from (the plain provider call by default).
     """
     origins = OriginPolicy(settings.server.cors_origins)
-    middlewares = [error_middleware, origin_middleware(origins), auth_middleware]
+    middlewares = [
+        error_middleware, body_timeout_middleware(settings.server.body_timeout_seconds),
+        origin_middleware(origins), auth_middleware,
+    ]
     if settings.server.cors_origins:
         middlewares.insert(0, cors_middleware(settings.server.cors_origins))
     # One hard cap for a JSON body, a Socket.IO event and a WebSocket frame, well above

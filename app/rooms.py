@@ -302,6 +302,10 @@ class RoomService:
     async def invite(self, principal: Principal, req: Invite) -> Room:
         """Add a user by email (owner only); unknown emails join when they sign up."""
         room = await self.load(principal, req.room_id, owner=True)
+        if not await self._limiter.hit(
+            f"invite:{principal.user_id}", self._limits.invites_per_hour, 3600
+        ):
+            raise rate_limited("too many invitations this hour; try again later", 3600)
         user = await self._users.by_email(req.email)
         if user is None:
             await self._invites.add(req.email, req.room_id, req.role)

@@ -133,6 +133,11 @@ class Login(Payload):
     password: str
 
 
+class ChangePassword(Payload):
+    current_password: str
+    new_password: str
+
+
 class TokenForm(Payload):
     """OAuth2 password grant: errors name the fields as the client sent them."""
 

@@ -9,12 +9,12 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from app import __version__
-from app.schemas import CreateRoom, Login, RefreshRequest, RoomSettings, Signup
+from app.schemas import ChangePassword, CreateRoom, Login, RefreshRequest, RoomSettings, Signup
 from handlers import openapi_responses as R
 from handlers.ai import ChatCompletion, MetricsQuery, ModelPage, Run
 from handlers.chats import ListChats, ListMessages
 from handlers.common import json_response
-from handlers.oidc import OIDCCallback, OIDCLogin
+from handlers.oidc import LinkConfirm, OIDCCallback, OIDCLogin
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,14 @@ OPERATIONS = [
        form=("username", "password"), response=R.AccessToken),
     Op("post", "/api/v1/auth/refresh", "Rotate the refresh token", RefreshRequest, auth=False,
        response=R.Session),
-    Op("post", "/api/v1/auth/logout", "Revoke the refresh token", RefreshRequest, auth=False,
-       ok=204),
+    Op("post", "/api/v1/auth/logout", "End every session of the account (all devices)",
+       RefreshRequest, auth=False, ok=204),
+    Op("post", "/api/v1/auth/password", "Change the password (ends every other session)",
+       ChangePassword, response=R.Session),
+    Op("get", "/api/v1/auth/link", "Single sign-on waiting for its account's password",
+       auth=False, response=R.PendingLink),
+    Op("post", "/api/v1/auth/link", "Confirm a single sign-on link with the password",
+       LinkConfirm, auth=False, response=R.Session),
     Op("get", "/api/v1/auth/providers", "Configured single sign-on providers", auth=False,
        response=R.Providers),
     Op("get", "/api/v1/auth/me", "The current user", response=R.Me),

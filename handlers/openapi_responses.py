@@ -39,6 +39,11 @@ class Providers(BaseModel):
     providers: list[str]
 
 
+class PendingLink(BaseModel):
+    email: str
+    provider: str
+
+
 class Chat(Room):
     chat_id: str
 
