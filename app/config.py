@@ -41,6 +41,9 @@ class ServerSettings(_Section):
     log_level: str = "INFO"
     max_socket_queue: int = Field(256, ge=8)
     shutdown_timeout_seconds: float = Field(5.0, ge=0)
+    # Unset: /internal/* open (bind or proxy it privately). Set: /internal/metrics and the
+    # detail of /internal/health need `Authorization: Bearer <token>`.
+    internal_token: SecretStr | None = None
 
 
 class MongoSettings(_Section):
