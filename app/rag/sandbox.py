@@ -97,10 +97,12 @@ class ExtractionPool:
             "LC_ALL": "C.UTF-8",
         }
         # No secrets in its environment; its own session, so a terminal's ^C is ours to pass.
+        # -P: the working directory is not on sys.path (an `app` there must not be imported).
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app.rag.sandbox_worker", str(self._settings.extract_memory_mb),
+            sys.executable, "-P", "-m", "app.rag.sandbox_worker",
+            str(self._settings.extract_memory_mb),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
-            start_new_session=True,
+            cwd="/", start_new_session=True,
         )
         worker = _Worker(proc)
         self._all.add(worker)
