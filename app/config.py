@@ -46,6 +46,9 @@ class ServerSettings(_Section):
     header_timeout_seconds: float = Field(15.0, gt=0)
     # A handler waiting for request-body bytes that do not come this long answers 408.
     body_timeout_seconds: float = Field(30.0, gt=0)
+    # Unset: /internal/* open (bind or proxy it privately). Set: /internal/metrics and the
+    # detail of /internal/health need `Authorization: Bearer <token>`.
+    internal_token: SecretStr | None = None
 
 
 class MongoSettings(_Section):

@@ -14,7 +14,14 @@ from typing import Any
 from urllib.parse import unquote
 
 from app.config import LimitsSettings
-from app.errors import PAYLOAD_TOO_LARGE, AppError, error_from_exception, invalid, not_found
+from app.errors import (
+    FORBIDDEN,
+    PAYLOAD_TOO_LARGE,
+    AppError,
+    error_from_exception,
+    invalid,
+    not_found,
+)
 from app.ids import new_id
 from app.metrics import Metrics
 from app.models import Principal, utcnow
@@ -165,10 +172,16 @@ class FileService:
         return record, await self._blobs.get(record.key)
 
     async def delete_chat_file(self, principal: Principal, chat_id: str, file_id: str) -> None:
-        """Delete a room's file with its blob and vectors; a missing file is not an error."""
-        await self._rooms.load(principal, chat_id, write=True)
+        """Delete a room's file with its blob and vectors (its uploader or the room owner).
+
+        A missing file is not an error.
+        """
+        room = await self._rooms.load(principal, chat_id, write=True)
         record = await self._files.get(file_id, deleting=True)
         if record is not None and record.scope == "chat" and record.chat_id == chat_id:
+            if principal.user_id not in (record.owner_id, room.owner_id):
+                raise AppError(FORBIDDEN, "only the file's uploader or the room owner can "
+                                          "delete it")
             await self._remove(record.file_id)
 
     # -- documents ------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from app.auth import Authenticator, AuthService
 from app.config import ConfigError, Settings
 from app.events import Emitter
 from app.files import FileService, RoomFiles
-from app.health import HealthService
+from app.health import CheckFailed, HealthService
 from app.ids import new_id
 from app.keys import (
     BLOBS,
@@ -404,7 +404,7 @@ async def _check_llm(registry: ProviderRegistry, local: LocalLlamaServer | None)
     """The default model's provider: the local server answers, or a key is configured."""
     model = registry.default_model()
     if model is None:
-        raise LocalServerError("no LLM provider is configured")
+        raise CheckFailed("no LLM provider is configured")
     if model.startswith("local:") and local is not None:
         return f"{model}: {await local.check()}"
     # Remote providers are not called (that would cost money): configured is enough.
@@ -414,6 +414,11 @@ async def _check_llm(registry: ProviderRegistry, local: LocalLlamaServer | None)
 async def _ping_redis(redis: Redis) -> str:
     await redis.ping()
     return "pong"
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """No versions in `Server` (aiohttp's default names Python's and its own)."""
+    response.headers["Server"] = "Parlour"
 
 
 def create_app(
@@ -469,6 +474,7 @@ def create_app(
         await sio.shutdown()
 
     app.on_shutdown.append(close_sockets)
+    app.on_response_prepare.append(_server_header)
     app.cleanup_ctx.extend([mongo_ctx, redis_ctx, llm_ctx, rag_ctx, tools_ctx, services_ctx])
     setup_routes(app, WEB_DIR)
     return app

@@ -68,6 +68,8 @@ class Document(BaseModel):
     chunks: int
     created_at: str
     error: str | None = None
+    # With `error`: payload_too_large, invalid_payload or internal.
+    error_code: str | None = None
 
 
 class ChatFile(Document):
