@@ -194,13 +194,18 @@ def start_redis(stack: Stack) -> str | None:
     return f"redis://127.0.0.1:{port}/0"
 
 
+DB_PIDS: list[int] = []  # the SecantusDB this run started (its CPU is reported beside)
+
+
 def start_mongo(stack: Stack) -> str:
     """SecantusDB as `parlour serve` starts it by default (on disk), shared by the nodes."""
     port = free_port()
     storage = stack.tmp / "mongo"
     storage.mkdir()
-    stack.spawn("secantusdb", [*_daemon_command(), "--host", "127.0.0.1", "--port", str(port),
-                               "--storage-path", str(storage), "--log-level", "WARNING"], port)
+    proc = stack.spawn("secantusdb", [
+        *_daemon_command(), "--host", "127.0.0.1", "--port", str(port),
+        "--storage-path", str(storage), "--log-level", "WARNING"], port)
+    DB_PIDS.append(proc.pid)
     return f"mongodb://127.0.0.1:{port}/?directConnection=true"
 
 
@@ -265,7 +270,7 @@ def measure(stack: Stack, sizes: Sizes, mongo_uri: str, stub_url: str, cross: bo
 
     def run(scenario: str, proc: Proc, target: str, **extra: Any) -> dict[str, Any]:
         spec = {**base, "scenario": scenario, "target": target, "urls": [proc.url],
-                "pids": [proc.pid], **extra}
+                "pids": [proc.pid], "db_pids": DB_PIDS, **extra}
         result = load(spec)
         log(f"  {scenario:8s} {target:8s} {json.dumps(result)}")
         return result
