@@ -53,10 +53,13 @@ def pct(values: list[float], p: float) -> float:
 class Window:
     """CPU of the servers and a counter between start() and stop()."""
 
-    def __init__(self, pids: list[int], mark: str | None = None) -> None:
+    def __init__(self, pids: list[int], mark: str | None = None,
+                 others: list[int] | None = None) -> None:
         self.pids = pids
         self.mark = mark  # a file created when the window opens (to attach a profiler)
+        self.others = others or []  # reported beside, not counted (the database)
         self.cpu = 0.0
+        self.other_cpu = 0.0
         self.wall = 0.0
         self.open = False
 
@@ -65,12 +68,14 @@ class Window:
             with open(self.mark, "w") as f:
                 f.write("open")
         self._cpu0 = sum(cpu_seconds(p) for p in self.pids)
+        self._other0 = sum(cpu_seconds(p) for p in self.others)
         self._t0 = time.perf_counter()
         self.open = True
 
     def stop(self) -> None:
         self.open = False
         self.cpu = sum(cpu_seconds(p) for p in self.pids) - self._cpu0
+        self.other_cpu = sum(cpu_seconds(p) for p in self.others) - self._other0
         self.wall = time.perf_counter() - self._t0
 
 
@@ -186,12 +191,13 @@ async def persist(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
 
     users = await target.users(spec["connections"])
     pairs = list(await asyncio.gather(*(pair(user) for user in users)))
-    window = Window(spec["pids"], spec.get("mark"))
+    window = Window(spec["pids"], spec.get("mark"), spec.get("db_pids"))
     stats = await senders_loop(target, pairs, window, spec["warmup"], spec["duration"])
     for client, _ in pairs:
         await client.close()
     ok = stats["ok"]
     return {"messages": ok, "refused": stats["refused"], "cpu_s": window.cpu,
+            "db_cpu_s": window.other_cpu,
             "wall_s": window.wall, "cpu_per_msg_us": window.cpu / ok * 1e6 if ok else None,
             "msgs_per_s": ok / window.wall, "p50_ms": pct(stats["latency"], 50) * 1000,
             "p99_ms": pct(stats["latency"], 99) * 1000}
@@ -220,7 +226,7 @@ async def fanout(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
     remote = clients[senders:] if nodes > 1 else []
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
-    window = Window(spec["pids"], spec.get("mark"))
+    window = Window(spec["pids"], spec.get("mark"), spec.get("db_pids"))
     event = target.message_event
     marker = '"content":"'
 
@@ -254,6 +260,7 @@ async def fanout(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
     deliveries = counts0[1] - counts0[0]
     out = {"messages": stats["ok"], "refused": stats["refused"], "deliveries": deliveries,
            "members": members, "cpu_s": window.cpu, "wall_s": window.wall,
+           "db_cpu_s": window.other_cpu,
            "cpu_per_delivery_us": window.cpu / deliveries * 1e6 if deliveries else None,
            "deliveries_per_cpu_s": deliveries / window.cpu if window.cpu else None,
            "ack_p50_ms": pct(stats["latency"], 50) * 1000,

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import httpx
 import openai
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
 from openai.types.completion_usage import CompletionUsage
 
 from app.errors import PAYLOAD_TOO_LARGE, PROVIDER_ERROR, AppError
@@ -129,12 +129,21 @@ class OpenAICompatProvider:
         output: list[str] = []
         calls = ToolCallAssembler()
         try:
-            stream = await self._client.chat.completions.create(
-                model=model,
-                messages=to_openai_messages(messages),
+            # What chat.completions.create(stream=True) sends, minus its recursive
+            # transform of the body: our messages are plain JSON already, and that
+            # transform is the most CPU between send_message and the request.
+            stream = await self._client.post(
+                "/chat/completions",
+                body={
+                    "model": model,
+                    "messages": to_openai_messages(messages),
+                    "stream": True,
+                    "stream_options": {"include_usage": True},
+                    **self._request_options(params),
+                },
+                cast_to=ChatCompletion,
                 stream=True,
-                stream_options={"include_usage": True},
-                **self._request_options(params),
+                stream_cls=openai.AsyncStream[ChatCompletionChunk],
             )
             async with stream:
                 async for chunk in stream:
