@@ -41,6 +41,7 @@ from app.keys import (
     SERVICES,
     SETTINGS,
     SIO,
+    SPEECH,
     TOOL_SOURCES,
     VECTORS,
 )
@@ -67,6 +68,10 @@ from app.tools.notion import NotionTools
 from app.tools.registry import ToolRegistry
 from app.tools.source import ToolLoopSource
 from app.usage import UsageService
+from app.voice.backends import build_backend
+from app.voice.service import VoiceService
+from app.voice.source import VoiceReplySource
+from app.voice.speech_port import NoSpeech, SpeechPort
 from handlers.common import cors_middleware, error_middleware
 from handlers.routes import setup_routes
 from namespaces.base import BaseNamespace
@@ -96,6 +101,7 @@ from storage.streams import MemoryStreamLog, RedisStreamLog, StreamLog
 from storage.usage import UsageStore
 from storage.users import RefreshTokenStore, UserStore
 from storage.vectors import build_vector_store
+from storage.voice_floor import FloorStore, MemoryFloor, RedisFloor
 
 log = logging.getLogger(__name__)
 
@@ -305,15 +311,22 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     tools = ToolRegistry(settings.tools, [
         DocumentTools(retriever, settings.vectors.top_k), *app[TOOL_SOURCES],
     ])
+    # Voice turns' replies get their answers (spoken, or from the Realtime bridge) here.
+    answers = VoiceReplySource(app[REPLY_SOURCE] or ToolLoopSource(tools))
     engine = AssistantEngine(
         settings.assistant, settings.llm, registry, room_store, message_store, emitter,
-        streams, control, node_id, gate, accounting, retriever,
-        app[REPLY_SOURCE] or ToolLoopSource(tools), ReplyListeners(),
+        streams, control, node_id, gate, accounting, retriever, answers, ReplyListeners(),
     )
     rooms = RoomService(
         settings.limits, room_store, message_store, users, presence, limiter,
         emitter, MongoInviteBook(mongo), engine, room_files.files_of_chat,
         on_delete=[room_files.on_room_deleted, recall.forget], tools=tools,
+    )
+    floor: FloorStore = RedisFloor(redis) if redis is not None else MemoryFloor()
+    speech: SpeechPort = app[SPEECH] or NoSpeech()
+    voice = VoiceService(
+        settings.voice, rooms, engine, floor, emitter, answers,
+        build_backend(settings, speech, emitter), control, node_id,
     )
     completions = CompletionService(settings.assistant, registry, gate, accounting)
     engine.start()
@@ -342,7 +355,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
 
     connections = ConnectionRegistry(sio, emitter, settings.server.max_socket_queue)
     sio.register_namespace(
-        RealtimeNamespace(REALTIME, issuer, connections, emitter, metrics, rooms)
+        RealtimeNamespace(REALTIME, issuer, connections, emitter, metrics, rooms, voice)
     )
     sio.register_namespace(BaseNamespace(DEFAULT, issuer, connections, emitter, metrics))
 
@@ -361,6 +374,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await connections.stop()
+        await voice.close()
         await engine.close()
         await recall.close()
         await ingestor.close()
@@ -400,11 +414,13 @@ def create_app(
     *,
     providers: Mapping[str, Provider] | None = None,
     reply_source: ReplySource | None = None,
+    speech: SpeechPort | None = None,
 ) -> web.Application:
     """Build the aiohttp application; resources open in cleanup_ctx when it starts.
 
     `providers` adds LLM providers by name (tests inject a scripted one); `reply_source`
-    replaces where replies' events come from (the plain provider call by default).
+    replaces where replies' events come from (the plain provider call by default);
+    `speech` gives voice rooms' embedded pipeline its recogniser and voice.
     """
     middlewares = [error_middleware]
     if settings.server.cors_origins:
@@ -416,6 +432,7 @@ def create_app(
     app[SETTINGS] = settings
     app[EXTRA_PROVIDERS] = dict(providers or {})
     app[REPLY_SOURCE] = reply_source
+    app[SPEECH] = speech
     manager = (
         ParlourRedisManager(settings.redis.url, channel="parlour")
         if settings.redis.url else None

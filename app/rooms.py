@@ -373,7 +373,21 @@ class RoomService:
                 self._hooks.start_reply(ticket, room, message, options)
         return message
 
-    async def _store_message(self, principal: Principal, req: SendMessage) -> tuple[Message, bool]:
+    async def post_voice_turn(self, principal: Principal, room_id: str, transcript: str) -> Message:
+        """Store a spoken turn (`input: "voice"`, its transcript as content) and broadcast it.
+
+        Its reply was admitted when the speaker took the floor; the caller starts it.
+        """
+        check_message_chars(len(transcript), self._limits, "transcript")
+        await self.load(principal, room_id, write=True)
+        req = SendMessage(room_id=room_id, content=transcript)
+        message, _ = await self._store_message(principal, req, voice=True)
+        await self.emitter.message_received(message)
+        return message
+
+    async def _store_message(
+        self, principal: Principal, req: SendMessage, *, voice: bool = False
+    ) -> tuple[Message, bool]:
         if not await self._limiter.hit(
             f"msg:{principal.user_id}", self._limits.messages_per_minute, 60
         ):
@@ -395,6 +409,8 @@ class RoomService:
         }
         if req.client_msg_id is not None:
             doc["client_msg_id"] = req.client_msg_id
+        if voice:
+            doc["input"] = "voice"
         return await self._messages.append(doc)
 
     async def stop_generation(

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 from app.assistant.accounting import Accounting, UsageEntry
@@ -193,7 +193,7 @@ class Reply:
             self.room_id, self.message_id, self.reply_to.message_id, self.model_id
         )
         env.listeners.started(self.room_id, self.message_id, self.reply_to.message_id)
-        await self._consume(request)
+        await self._consume(replace(request, message_id=self.message_id))
 
     async def _consume(self, request: ReplyRequest) -> None:
         settings = self._env.settings
