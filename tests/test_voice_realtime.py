@@ -74,6 +74,11 @@ async def test_a_turn_round_trips_through_the_realtime_api_to_every_member(
         assert message["usage"]["input_tokens"] == 100
         assert message["usage"]["output_tokens"] == 100
         assert message["usage"]["cached_tokens"] == 10
+        # Priced from the catalog: text at 4/16 (cached 0.40), audio at 32/64 per million.
+        text_in, cached, audio_in, out, audio_out = 10, 10, 80, 100, 75
+        assert message["usage"]["cost_usd"] == pytest.approx(
+            (text_in * 4 + cached * 0.4 + audio_in * 32 + (out - audio_out) * 16
+             + audio_out * 64) / 1e6)
         # The same audio, in order, at both members.
         assert audio_of(a, message["message_id"]) == audio_of(b, message["message_id"]) \
             == pcm_of(WORDS)

@@ -268,9 +268,13 @@ def _end(response: dict[str, Any]) -> StreamEnd:
         details = (response.get("status_details") or {}).get("error") or {}
         raise _lost(str(details.get("message") or "the response failed"))
     usage = response.get("usage") or {}
-    cached = (usage.get("input_token_details") or {}).get("cached_tokens") or 0
-    tokens = TokenUsage(int(usage.get("input_tokens") or 0),
-                        int(usage.get("output_tokens") or 0), int(cached))
+    details_in = usage.get("input_token_details") or {}
+    details_out = usage.get("output_token_details") or {}
+    tokens = TokenUsage(
+        int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0),
+        int(details_in.get("cached_tokens") or 0), int(details_in.get("audio_tokens") or 0),
+        int(details_out.get("audio_tokens") or 0),
+    )
     return StreamEnd(tokens, "length" if status == "incomplete" else "stop")
 
 
