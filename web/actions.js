@@ -82,8 +82,8 @@ export function makeActions(store, io) {
 
   // ---- rooms -----------------------------------------------------------------------
 
-  async function createRoom() {
-    const r = await attempt("new-room", () => call(io(), "create_room", {}));
+  async function createRoom(fields = {}) {
+    const r = await attempt("new-room", () => call(io(), "create_room", fields));
     if (r.ok) apply(u.roomCreatedHere, r.value.room);
     return r.ok;
   }
@@ -151,6 +151,29 @@ export function makeActions(store, io) {
     const payload = { room_id: roomId };
     if (messageId) payload.message_id = messageId;
     await attempt("stop", () => call(io(), "stop_generation", payload));
+  }
+
+  // ---- voice rooms -------------------------------------------------------------------
+
+  async function voiceStart(roomId) {
+    return (await attempt("voice", () => call(io(), "voice_start", { room_id: roomId }))).ok;
+  }
+
+  /** One chunk of PCM16 (a binary attachment); a refusal ends the turn (`onRefused`). */
+  function voiceChunk(roomId, bytes, onRefused) {
+    const socket = io();
+    if (!socket || !socket.connected) { onRefused("You are offline."); return; }
+    socket.emit("voice_chunk", { room_id: roomId, audio: bytes }, (reply) => {
+      if (reply && !reply.ok) onRefused(serverSentence(reply.error || {}));
+    });
+  }
+
+  async function voiceStop(roomId) {
+    return (await attempt("voice", () => call(io(), "voice_stop", { room_id: roomId }))).ok;
+  }
+
+  async function voiceCancel(roomId) {
+    await attempt("voice", () => call(io(), "voice_cancel", { room_id: roomId }));
   }
 
   async function regenerate(roomId, messageId) {
@@ -266,7 +289,7 @@ export function makeActions(store, io) {
 
   return {
     reconcile, createRoom, updateRoom, invite, setRole, removeMember, leaveRoom, deleteRoom,
-    joinPublic, sendMessage, stop, regenerate, typing, stopTyping, upload, recheckUploads,
+    joinPublic, sendMessage, stop, regenerate, voiceStart, voiceChunk, voiceStop, voiceCancel, typing, stopTyping, upload, recheckUploads,
     loadFiles, deleteFile, loadDocuments, deleteDocument, loadPublic, loadUsage, navigate,
     clearError: (key) => apply(u.clearError, key),
     dismiss: (id) => apply(u.dismiss, id),
