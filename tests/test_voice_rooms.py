@@ -251,3 +251,42 @@ async def test_voice_needs_a_voice_room_and_a_recogniser(make_settings: Any) -> 
         assert done["finish_reason"] == "stop"
     finally:
         await server.close()
+
+
+async def test_a_turn_nobody_stops_is_dropped_after_its_limit(make_settings: Any) -> None:
+    provider, speech = ScriptedProvider(), ScriptedSpeech()
+    server = await start_parlour(
+        make_settings(voice__max_turn_seconds=0.5, voice__turn_grace_seconds=0.3),
+        providers={"scripted": provider}, speech=speech)
+    try:
+        voice = await open_room(server, provider, speech)
+        await speak(voice.a, voice.room_id, 0.25)
+        # Alice never says voice_stop: the floor comes back by itself, nothing is answered.
+        await voice.b.wait("voice_state", where=lambda d: d["assistant"] == "idle", timeout=5)
+        ack = await voice.a.call("voice_stop", {"room_id": voice.room_id})
+        assert code(ack) == "forbidden"
+        await voice.b.ok("voice_start", {"room_id": voice.room_id})
+        assert speech.heard == []
+    finally:
+        await server.close()
+
+
+async def test_voice_cancel_after_stop_ends_the_answer(make_settings: Any) -> None:
+    provider = ScriptedProvider(deltas=[f"Part {i}. " for i in range(40)], delay=0.05)
+    speech = ScriptedSpeech()
+    server = await start_parlour(make_settings(), providers={"scripted": provider},
+                                 speech=speech)
+    try:
+        voice = await open_room(server, provider, speech)
+        await speak(voice.a, voice.room_id)
+        await voice.a.ok("voice_stop", {"room_id": voice.room_id})
+        await voice.b.wait("assistant_delta")
+        # Only the speaker can cancel their turn.
+        assert code(await voice.b.call("voice_cancel", {"room_id": voice.room_id})) == "forbidden"
+        await voice.a.ok("voice_cancel", {"room_id": voice.room_id})
+        done = (await voice.b.wait("assistant_done", timeout=10))[0]
+        assert done["finish_reason"] == "cancelled"
+        await voice.b.wait("voice_state", where=lambda d: d["assistant"] == "idle")
+        await voice.b.ok("voice_start", {"room_id": voice.room_id})
+    finally:
+        await server.close()

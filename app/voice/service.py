@@ -258,8 +258,10 @@ class VoiceService:
         """Renew the floor's lease; drop a turn whose speaker never said voice_stop."""
         limit = self._settings.max_turn_seconds + self._settings.turn_grace_seconds
         while True:
-            await asyncio.sleep(RENEW_SECONDS)
-            if turn.phase == "listening" and time.monotonic() - turn.started_at > limit:
+            left = limit - (time.monotonic() - turn.started_at)
+            wait = min(RENEW_SECONDS, left) if turn.phase == "listening" else RENEW_SECONDS
+            await asyncio.sleep(max(wait, 0.05))
+            if turn.phase == "listening" and time.monotonic() - turn.started_at >= limit:
                 log.info("voice turn in room %s dropped after %.0f s", turn.room_id, limit)
                 # Not awaited here: ending the turn cancels this very task.
                 asyncio.get_running_loop().call_soon(self._drop_later, turn)
