@@ -29,6 +29,16 @@ class SpokenAnswer:
     async def events(
         self, request: ReplyRequest, inner: ReplySource
     ) -> AsyncIterator[LoopEvent]:
+        if not self._speech.can_speak:  # no voice here: the answer is text only
+            events = inner(request)
+            try:
+                async for event in events:
+                    yield event
+            finally:
+                close = getattr(events, "aclose", None)
+                if close is not None:
+                    await close()
+            return
         sentences: asyncio.Queue[str | None] = asyncio.Queue(MAX_SENTENCES)
         # A child of this generator: cancelled in its `finally` (stop, failure, the end).
         speaking = asyncio.create_task(
