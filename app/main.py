@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Mapping
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -101,7 +102,7 @@ from storage.streams import MemoryStreamLog, RedisStreamLog, StreamLog
 from storage.usage import UsageStore
 from storage.users import RefreshTokenStore, UserStore
 from storage.vectors import build_vector_store
-from storage.voice_floor import FloorStore, MemoryFloor, RedisFloor
+from storage.voice_floor import FloorStore, MemoryFloor, RedisFloor, floor_state
 
 log = logging.getLogger(__name__)
 
@@ -317,12 +318,13 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.assistant, settings.llm, registry, room_store, message_store, emitter,
         streams, control, node_id, gate, accounting, retriever, answers, ReplyListeners(),
     )
+    floor: FloorStore = RedisFloor(redis) if redis is not None else MemoryFloor()
     rooms = RoomService(
         settings.limits, room_store, message_store, users, presence, limiter,
         emitter, MongoInviteBook(mongo), engine, room_files.files_of_chat,
         on_delete=[room_files.on_room_deleted, recall.forget], tools=tools,
+        voice_state=partial(floor_state, floor),
     )
-    floor: FloorStore = RedisFloor(redis) if redis is not None else MemoryFloor()
     speech: SpeechPort = app[SPEECH] or NoSpeech()
     voice = VoiceService(
         settings.voice, rooms, engine, floor, emitter, answers,

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 
 FilesCheck = Callable[[str, list[str]], Awaitable[bool]]
+# A voice room's `{speaker, assistant}` for join_room (who holds the floor right now).
+VoiceStateReader = Callable[[str], Awaitable[dict[str, Any]]]
 RoomCascade = Callable[[str], Awaitable[None]]
 MESSAGE = ReplyOptions()
 
@@ -80,8 +82,10 @@ class RoomService:
         files_of_room: FilesCheck,
         on_delete: Sequence[RoomCascade] = (),
         tools: ToolCatalog | None = None,
+        voice_state: VoiceStateReader | None = None,
     ) -> None:
         self._limits = limits
+        self._voice_state = voice_state
         self._tools: ToolCatalog = tools or NoTools()
         self._rooms = rooms
         self._messages = messages
@@ -245,6 +249,8 @@ class RoomService:
             "online": online,
             "messages": [m.model_dump(mode="json") for m in messages],
         }
+        if room.room_type == "openai_realtime" and self._voice_state is not None:
+            result["voice"] = await self._voice_state(room_id)
         active = await self._hooks.active_streams(room_id)
         if active:
             # The oldest one; with several (two nodes answering at once) all of them too.

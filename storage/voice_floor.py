@@ -8,12 +8,21 @@ from typing import Any, Protocol
 import orjson
 from redis.asyncio import Redis
 
-Holder = dict[str, Any]  # {turn_id, user_id, name, sid, node_id}
+Holder = dict[str, Any]  # {turn_id, user_id, name, sid, node_id, phase}
 
 _RELEASE = """
 local v = redis.call('GET', KEYS[1])
 if v and cjson.decode(v)['turn_id'] == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+_UPDATE = """
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local h = cjson.decode(v)
+if h['turn_id'] ~= ARGV[1] then return 0 end
+h['phase'] = ARGV[2]
+redis.call('SET', KEYS[1], cjson.encode(h), 'KEEPTTL')
+return 1
 """
 _EXTEND = """
 local v = redis.call('GET', KEYS[1])
@@ -41,6 +50,10 @@ class FloorStore(Protocol):
 
     async def release(self, room_id: str, turn_id: str) -> None:
         """Give the floor back if `turn_id` holds it."""
+        ...
+
+    async def set_phase(self, room_id: str, turn_id: str, phase: str) -> None:
+        """Record what the turn is at (listening, thinking, speaking) for late joiners."""
         ...
 
     async def holder(self, room_id: str) -> Holder | None:
@@ -82,6 +95,11 @@ class MemoryFloor:
         if current is not None and current["turn_id"] == turn_id:
             del self._held[room_id]
 
+    async def set_phase(self, room_id: str, turn_id: str, phase: str) -> None:
+        current = self._current(room_id)
+        if current is not None and current["turn_id"] == turn_id:
+            current["phase"] = phase
+
     async def holder(self, room_id: str) -> Holder | None:
         return self._current(room_id)
 
@@ -111,9 +129,24 @@ class RedisFloor:
     async def release(self, room_id: str, turn_id: str) -> None:
         await self._redis.eval(_RELEASE, 1, _key(room_id), turn_id)
 
+    async def set_phase(self, room_id: str, turn_id: str, phase: str) -> None:
+        await self._redis.eval(_UPDATE, 1, _key(room_id), turn_id, phase)
+
     async def holder(self, room_id: str) -> Holder | None:
         raw = await self._redis.get(_key(room_id))
         if raw is None:
             return None
         value: Holder = orjson.loads(raw)
         return value
+
+
+async def floor_state(floor: FloorStore, room_id: str) -> dict[str, Any]:
+    """`{speaker, assistant}` of a voice room as `voice_state` says it (for join_room)."""
+    holder = await floor.holder(room_id)
+    if holder is None:
+        return {"speaker": None, "assistant": "idle"}
+    phase = str(holder.get("phase") or "listening")
+    if phase == "listening":
+        return {"speaker": {"user_id": holder.get("user_id"), "name": holder.get("name")},
+                "assistant": "listening"}
+    return {"speaker": None, "assistant": phase}

@@ -238,6 +238,8 @@ async def test_two_nodes_share_the_floor_and_the_session_follows_the_speaker(
         ack = await b.call("voice_start", {"room_id": room_id})
         assert ack["ok"] is False and ack["error"]["code"] == "conflict"
         assert "Alice" in ack["error"]["message"]
+        joined = await b.ok("join_room", {"room_id": room_id})  # the floor, read on node two
+        assert joined["voice"]["speaker"]["user_id"] == alice.user_id
         await a.ok("voice_chunk", {"room_id": room_id, "audio": tone(0.5)})
         await a.ok("voice_stop", {"room_id": room_id})
         done = (await b.wait("assistant_done", timeout=10))[0]

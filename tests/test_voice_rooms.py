@@ -107,6 +107,7 @@ async def test_a_spoken_turn_is_answered_aloud_to_everyone_and_kept_as_text(
     await voice.a.ok("invite", {"room_id": voice.room_id, "email": carol.email})
     c = await voice.server.socket(carol)
     joined = await c.ok("join_room", {"room_id": voice.room_id})
+    assert joined["voice"] == {"speaker": None, "assistant": "idle"}
     user_msg, answer = joined["messages"][-2:]
     assert user_msg["role"] == "user" and user_msg["input"] == "voice"
     assert user_msg["content"] == "what is the weather like"
@@ -134,6 +135,10 @@ async def test_one_member_holds_the_floor_at_a_time(voice: VoiceRoom) -> None:
     a2 = await voice.server.socket(voice.alice)
     await a2.ok("join_room", {"room_id": voice.room_id})
     assert code(await a2.call("voice_start", {"room_id": voice.room_id})) == "conflict"
+    # Who holds the floor is part of join_room (a late joiner's page shows it).
+    joined = await a2.ok("join_room", {"room_id": voice.room_id})
+    assert joined["voice"] == {"speaker": {"user_id": voice.alice.user_id, "name": "Alice"},
+                               "assistant": "listening"}
     # A retried voice_start on the speaking socket is fine.
     await voice.a.ok("voice_start", {"room_id": voice.room_id})
     # Cancelled: nothing is stored, the floor is free.
@@ -213,6 +218,10 @@ async def test_stop_generation_interrupts_the_spoken_answer(make_settings: Any) 
         await speak(voice.a, voice.room_id)
         await voice.a.ok("voice_stop", {"room_id": voice.room_id})
         await voice.b.wait("assistant_audio")
+        b2 = await server.socket(voice.bob)
+        joined = await b2.ok("join_room", {"room_id": voice.room_id})
+        assert joined["voice"] == {"speaker": None, "assistant": "speaking"}
+        assert joined["active_stream"]["content"]  # the answer so far, as in text rooms
         # Bob (not the speaker) stops the answer, as for any reply.
         await voice.b.ok("stop_generation", {"room_id": voice.room_id})
         done = (await voice.b.wait("assistant_done", timeout=10))[0]

@@ -7,6 +7,7 @@ import { serverSentence } from "./api.js";
 import { replaySince } from "./lib/messages.js";
 import { newEntries, pending } from "./lib/uploads.js";
 import * as u from "./lib/update.js";
+import { voiceState } from "./lib/voice.js";
 import { call, callWithRetry, notify } from "./socket.js";
 
 const JOIN_RETRY_MS = 5000;
@@ -54,6 +55,7 @@ export function makeActions(store, io) {
       const data = await call(socket, "join_room", payload);
       joinFailedAt.delete(roomId);
       apply(u.roomJoined, data, { full: payload.since_seq === undefined, now: Date.now() });
+      if (data.voice) apply(voiceState, { room_id: roomId, ...data.voice });
     } catch (err) {
       joinFailedAt.set(roomId, Date.now());
       if (err.code === "not_found" || err.code === "forbidden") {
@@ -132,6 +134,7 @@ export function makeActions(store, io) {
     const r = await attempt(`public:${roomId}`, () => call(io(), "join_room", { room_id: roomId }));
     if (r.ok) {
       apply(u.roomJoined, r.value, { full: true, now: Date.now() });
+      if (r.value.voice) apply(voiceState, { room_id: roomId, ...r.value.voice });
       apply(u.navigate, { page: "rooms", roomId });
     }
     return r.ok;

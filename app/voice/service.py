@@ -101,7 +101,7 @@ class VoiceService:
         try:
             holder = await self._floor.take(room_id, {
                 "turn_id": turn.turn_id, "user_id": principal.user_id, "name": principal.name,
-                "sid": sid, "node_id": self._node_id,
+                "sid": sid, "node_id": self._node_id, "phase": "listening",
             }, LEASE_SECONDS)
             if holder is not None:
                 raise AppError(CONFLICT, _busy(holder, principal))
@@ -152,6 +152,7 @@ class VoiceService:
             await self._drop(turn)
             raise invalid("audio: nothing was said in this turn (send voice_chunk first)")
         turn.phase = "answering"
+        await self._phase(turn, "thinking")
         await self._emitter.voice_state(room_id, None, "thinking")
         turn.task = asyncio.create_task(self._answer(turn), name=f"voice-turn-{room_id}")
         return turn
@@ -250,9 +251,18 @@ class VoiceService:
         """One piece of the spoken answer to every member (the first says `speaking`)."""
         if not turn.speaking:
             turn.speaking = True
+            await self._phase(turn, "speaking")
             await self._emitter.voice_state(turn.room_id, None, "speaking")
         turn.audio_seq += 1
         await self._emitter.assistant_audio(turn.room_id, message_id, turn.audio_seq, pcm)
+
+    async def _phase(self, turn: Turn, phase: str) -> None:
+        """Record the turn's phase with the floor (late joiners read it); best effort."""
+        try:
+            await self._floor.set_phase(turn.room_id, turn.turn_id, phase)
+        except Exception:
+            log.warning("recording the voice phase of room %s failed", turn.room_id,
+                        exc_info=True)
 
     async def _keep(self, turn: Turn) -> None:
         """Renew the floor's lease; drop a turn whose speaker never said voice_stop."""
