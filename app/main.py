@@ -328,7 +328,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     speech: SpeechPort = app[SPEECH] or NoSpeech()
     voice = VoiceService(
         settings.voice, rooms, engine, floor, emitter, answers,
-        build_backend(settings, speech, emitter), control, node_id,
+        build_backend(settings, speech, emitter, partial(message_store.page, limit=20)),
+        control, node_id,
     )
     completions = CompletionService(settings.assistant, registry, gate, accounting)
     engine.start()

@@ -220,6 +220,11 @@ async def test_an_idle_session_is_closed_and_reopened(
         await say(b, room_id)
         await a.wait("assistant_done", count=2, timeout=10)
         assert len(stub.connections) == 2
+        # The new session starts with the room's conversation so far in its instructions.
+        update = next(e for e in stub.connections[1].events if e["type"] == "session.update")
+        instructions = update["session"]["instructions"]
+        assert "Alice: I sent 500 ms of audio" in instructions
+        assert f"Assistant: {''.join(WORDS)}" in instructions
     finally:
         await server.close()
 

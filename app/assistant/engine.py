@@ -135,7 +135,7 @@ class AssistantEngine:
     ) -> Reply:
         """`start_reply`, returning the reply (its owner can wait for its end)."""
         reply = Reply(self._env, ticket, room.room_id, message, model=options.model,
-                      on_end=self._replies.discard)
+                      context=options.context, on_end=self._replies.discard)
         self._replies.add(reply)
         reply.start()
         return reply

@@ -14,6 +14,7 @@ class EmbeddedBackend:
     """A `VoiceBackend` without keys: the turn is transcribed once the speaker stops."""
 
     name = "embedded"
+    needs_context = True
 
     def __init__(self, speech: SpeechPort) -> None:
         self._speech = speech

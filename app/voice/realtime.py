@@ -27,7 +27,7 @@ from app.config import LLMSettings, VoiceSettings
 from app.errors import PROVIDER_ERROR, UNAVAILABLE, AppError
 from app.events import Emitter
 from app.llm.base import LoopEvent, StreamEnd, TextDelta, TokenUsage
-from app.models import Room
+from app.models import Message, Room
 from app.tasks import cancel_and_wait
 from app.voice.source import Answer
 from app.voice.speech_port import BYTES_PER_SECOND, SAMPLE_RATE
@@ -44,6 +44,9 @@ AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
 TEXT_DELTAS = ("response.output_audio_transcript.delta", "response.audio_transcript.delta",
                "response.output_text.delta", "response.text.delta")
 TRANSCRIPTION = "conversation.item.input_audio_transcription."
+HISTORY_CHARS = 6000  # of the room's recent messages put in a new session's instructions
+# The room's latest messages, oldest first (MessageStore.page with a limit).
+HistoryReader = Callable[[str], Awaitable[list[Message]]]
 Item = tuple[str, Any]  # ("text", str) | ("audio", bytes) | ("done", dict) | ("error", AppError)
 
 
@@ -282,6 +285,7 @@ class RealtimeBackend:
     """A `VoiceBackend` on the OpenAI Realtime API (sessions kept per room on this node)."""
 
     name = "openai_realtime"
+    needs_context = False  # the session keeps the conversation
 
     def __init__(
         self,
@@ -290,8 +294,10 @@ class RealtimeBackend:
         api_key: str | None,
         emitter: Emitter,
         assistant_name: str,
+        history: HistoryReader,
     ) -> None:
         self._settings = settings
+        self._history = history
         self._model = llm.openai_realtime_model
         self._emitter = emitter
         self._assistant_name = assistant_name
@@ -378,18 +384,37 @@ class RealtimeBackend:
                            f"cannot reach the OpenAI Realtime API: {exc}") from exc
         session = RealtimeSession(room.room_id, connection, self._emitter)
         try:
-            await session.configure(self._instructions(room), self._settings.voice,
+            instructions = self._instructions(room, await self._history(room.room_id))
+            await session.configure(instructions, self._settings.voice,
                                     self._settings.transcription_model)
         except BaseException:
             await session.close()
             raise
         return session
 
-    def _instructions(self, room: Room) -> str:
-        base = (f"You are {self._assistant_name}, the assistant in a shared voice room "
-                f"called {room.title!r}. Several people may talk to you in turn; answer "
-                "the latest speaker briefly and naturally.")
-        return f"{base}\n\n{room.system_prompt}" if room.system_prompt else base
+    def _instructions(self, room: Room, history: list[Message]) -> str:
+        """The room's system prompt, and its recent conversation (a new session starts
+        empty: after an idle close, or when the room's session moved to another node)."""
+        parts = [f"You are {self._assistant_name}, the assistant in a shared voice room "
+                 f"called {room.title!r}. Several people may talk to you in turn; answer "
+                 "the latest speaker briefly and naturally."]
+        if room.system_prompt:
+            parts.append(room.system_prompt)
+        lines: list[str] = []
+        used = 0
+        for message in reversed(history):
+            text = message.content.strip()
+            if not text:
+                continue
+            who = message.author.name if message.author else self._assistant_name
+            line = f"{who}: {text}"
+            if used + len(line) > HISTORY_CHARS:
+                break
+            lines.append(line)
+            used += len(line)
+        if lines:
+            parts.append("The conversation so far in this room:\n" + "\n".join(reversed(lines)))
+        return "\n\n".join(parts)
 
     async def _sweep(self) -> None:
         """Close sessions unused for voice.idle_seconds."""

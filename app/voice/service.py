@@ -218,7 +218,8 @@ class VoiceService:
             self._answers.register(message_id, self.backend.answer(
                 turn, lambda mid, pcm: self._send_audio(turn, mid, pcm)
             ))
-            options = ReplyOptions(kind="voice", always=True, model=self.backend.model_for(room))
+            options = ReplyOptions(kind="voice", always=True, model=self.backend.model_for(room),
+                                   context=self.backend.needs_context)
             reply = self._engine.run_reply(turn.ticket, room, message, options)
             handed = True
             try:

@@ -39,6 +39,9 @@ class VoiceBackend(Protocol):
     """How a room's spoken turns are heard and answered (Realtime bridge, or embedded)."""
 
     name: str
+    # Whether the reply's prompt (history, sources) is built: the Realtime session keeps
+    # its own conversation; the embedded pipeline asks the room's model like any reply.
+    needs_context: bool
 
     def check(self) -> None:
         """Raise `unavailable` (with what to do) when voice turns cannot be answered."""
