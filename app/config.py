@@ -153,6 +153,9 @@ class VoiceSettings(_Section):
     transcription_model: str = "gpt-4o-mini-transcribe"
     # Seconds to wait for the speaker's transcript after voice_stop.
     transcript_timeout_seconds: float = Field(20.0, gt=0)
+    # Replies to typed messages in voice rooms are spoken too (with the embedded or
+    # OpenAI voice of [audio], when one is available), as assistant_audio.
+    speak_typed_replies: bool = True
 
 
 # Lower-case, no "__": the name must survive PARLOUR_TOOLS__MCP__<NAME>__KEY, and MCP tools

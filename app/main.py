@@ -70,9 +70,10 @@ from app.tools.registry import ToolRegistry
 from app.tools.source import ToolLoopSource
 from app.usage import UsageService
 from app.voice.backends import build_backend
-from app.voice.service import VoiceService
+from app.voice.service import VOICE_ROOM, VoiceService
 from app.voice.source import VoiceReplySource
 from app.voice.speech_port import NoSpeech, SpeechPort
+from app.voice.spoken import TypedReplyVoice
 from handlers.common import cors_middleware, error_middleware
 from handlers.routes import setup_routes
 from namespaces.base import BaseNamespace
@@ -313,7 +314,12 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         DocumentTools(retriever, settings.vectors.top_k), *app[TOOL_SOURCES],
     ])
     # Voice turns' replies get their answers (spoken, or from the Realtime bridge) here.
-    answers = VoiceReplySource(app[REPLY_SOURCE] or ToolLoopSource(tools))
+    speech: SpeechPort = app[SPEECH] or NoSpeech()
+    answers = VoiceReplySource(
+        app[REPLY_SOURCE] or ToolLoopSource(tools),
+        TypedReplyVoice(speech, emitter, VOICE_ROOM) if settings.voice.speak_typed_replies
+        else None,
+    )
     engine = AssistantEngine(
         settings.assistant, settings.llm, registry, room_store, message_store, emitter,
         streams, control, node_id, gate, accounting, retriever, answers, ReplyListeners(),
@@ -325,7 +331,6 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         on_delete=[room_files.on_room_deleted, recall.forget], tools=tools,
         voice_state=partial(floor_state, floor),
     )
-    speech: SpeechPort = app[SPEECH] or NoSpeech()
     voice = VoiceService(
         settings.voice, rooms, engine, floor, emitter, answers,
         build_backend(settings, speech, emitter, partial(message_store.page, limit=20)),

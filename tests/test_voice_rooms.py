@@ -299,3 +299,17 @@ async def test_voice_cancel_after_stop_ends_the_answer(make_settings: Any) -> No
         await voice.b.ok("voice_start", {"room_id": voice.room_id})
     finally:
         await server.close()
+
+
+async def test_typed_questions_in_a_voice_room_are_answered_aloud_too(
+    voice: VoiceRoom,
+) -> None:
+    await voice.b.ok("send_message", {"room_id": voice.room_id, "content": "@assistant hi"})
+    done = (await voice.a.wait("assistant_done", timeout=10))[0]
+    assert done["message"]["content"] == "".join(ANSWER)
+    heard = voice.a.named("assistant_audio")
+    assert heard and {d["message_id"] for d in heard} == {done["message_id"]}
+    assert [d["seq"] for d in heard] == list(range(1, len(heard) + 1))
+    assert voice.b.named("assistant_audio") == heard
+    # Not a voice turn: nobody took the floor.
+    assert voice.a.named("voice_state") == []

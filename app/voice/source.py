@@ -8,7 +8,7 @@ starts; every other reply goes to the inner source unchanged.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from app.assistant.source import ReplyRequest, ReplySource
@@ -26,8 +26,12 @@ class Answer(Protocol):
 class VoiceReplySource:
     """A `ReplySource`: spoken turns go to their `Answer`, everything else to `inner`."""
 
-    def __init__(self, inner: ReplySource) -> None:
+    def __init__(
+        self, inner: ReplySource, typed: Callable[[ReplyRequest], Answer | None] | None = None
+    ) -> None:
         self._inner = inner
+        # How typed messages' replies are answered in voice rooms (spoken too), if at all.
+        self._typed = typed
         self._answers: dict[str, Answer] = {}
 
     def register(self, message_id: str, answer: Answer) -> None:
@@ -39,6 +43,8 @@ class VoiceReplySource:
 
     def __call__(self, request: ReplyRequest) -> AsyncIterator[LoopEvent]:
         answer = self._answers.get(request.reply_to.message_id)
+        if answer is None and self._typed is not None:
+            answer = self._typed(request)
         if answer is None:
             return self._inner(request)
         return answer.events(request, self._inner)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from app.assistant.source import ReplyRequest, ReplySource
+from app.events import Emitter
 from app.llm.base import LoopEvent, TextDelta
 from app.voice.sentences import SentenceSplitter
 from app.voice.speech_port import BYTES_PER_SECOND, SpeechPort
@@ -96,3 +97,26 @@ async def _put(
     finally:
         if not put.done():
             put.cancel()
+
+
+class TypedReplyVoice:
+    """Speaks the replies to typed messages in voice rooms (when a voice is available)."""
+
+    def __init__(self, speech: SpeechPort, emitter: Emitter, voice_room_type: str) -> None:
+        self._speech = speech
+        self._emitter = emitter
+        self._room_type = voice_room_type
+
+    def __call__(self, request: ReplyRequest) -> SpokenAnswer | None:
+        """A `SpokenAnswer` for a reply in a voice room; None elsewhere (text only)."""
+        if request.room.room_type != self._room_type or not self._speech.can_speak:
+            return None
+        seq = 0
+        room_id = request.room.room_id
+
+        async def send(message_id: str, pcm: bytes) -> None:
+            nonlocal seq
+            seq += 1
+            await self._emitter.assistant_audio(room_id, message_id, seq, pcm)
+
+        return SpokenAnswer(self._speech, send)
