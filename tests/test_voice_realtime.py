@@ -265,3 +265,20 @@ async def test_two_nodes_share_the_floor_and_the_session_follows_the_speaker(
     finally:
         await one.close()
         await two.close()
+
+
+async def test_an_unreachable_realtime_api_refuses_the_turn(
+    realtime_settings: Any, stub: RealtimeStub
+) -> None:
+    server = await start_parlour(realtime_settings())
+    try:
+        room_id, alice, bob, a, b = await members(server)
+        await stub.close()  # nothing listens there any more
+        ack = await a.call("voice_start", {"room_id": room_id})
+        assert ack["ok"] is False and ack["error"]["code"] == "provider_error"
+        assert "Realtime" in ack["error"]["message"]
+        # The floor was not kept.
+        joined = await b.ok("join_room", {"room_id": room_id})
+        assert joined["voice"] == {"speaker": None, "assistant": "idle"}
+    finally:
+        await server.close()
