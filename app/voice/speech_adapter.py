@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -28,7 +28,9 @@ class Voice(Protocol):
 
     sample_rate: int
 
-    def synthesize_stream(self, text: str, audio_format: str = "pcm") -> AsyncIterator[bytes]: ...
+    def synthesize_stream(
+        self, text: str, audio_format: Literal["pcm", "wav", "mp3"] = "pcm"
+    ) -> AsyncIterator[bytes]: ...
 
 
 def wav_of(pcm16: bytes, sample_rate: int) -> bytes:
@@ -76,11 +78,8 @@ class SpeechAdapter:
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
         if self._voice is None:
             return
-        rate = self._voice.sample_rate
-        if rate == SAMPLE_RATE:
-            async for pcm in self._voice.synthesize_stream(text, "pcm"):
-                yield pcm
-            return
-        # One sentence at a time: resampled whole, so no seams inside it.
+        # One sentence at a time, resampled whole (no seams inside it). The rate is read
+        # once the voice has spoken: a voice learns its own rate when its model loads.
         pcm = b"".join([chunk async for chunk in self._voice.synthesize_stream(text, "pcm")])
-        yield await asyncio.to_thread(resample, pcm, rate)
+        rate = self._voice.sample_rate
+        yield pcm if rate == SAMPLE_RATE else await asyncio.to_thread(resample, pcm, rate)
