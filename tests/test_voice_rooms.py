@@ -180,6 +180,14 @@ async def test_chunks_must_be_binary_and_at_most_one_second(voice: VoiceRoom) ->
     assert error["room_id"] == voice.room_id
     # A full second is fine.
     await voice.a.ok("voice_chunk", {"room_id": voice.room_id, "audio": tone(1.0)})
+    # A turn too short to hold words is refused at voice_stop, and dropped.
+    await voice.a.ok("voice_cancel", {"room_id": voice.room_id})
+    await voice.a.ok("voice_start", {"room_id": voice.room_id})
+    await voice.a.ok("voice_chunk", {"room_id": voice.room_id, "audio": tone(0.05)})
+    ack = await voice.a.call("voice_stop", {"room_id": voice.room_id})
+    assert code(ack) == "invalid_payload" and "0.1 s" in ack["error"]["message"]
+    await voice.b.ok("voice_start", {"room_id": voice.room_id})
+    assert voice.speech.heard == []
 
 
 async def test_a_turn_longer_than_max_turn_seconds_is_refused_past_the_limit(

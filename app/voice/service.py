@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 VOICE_ROOM = "openai_realtime"
 MAX_CHUNK_BYTES = BYTES_PER_SECOND  # at most 1 s of PCM16 mono 24 kHz per chunk
+MIN_TURN_BYTES = BYTES_PER_SECOND // 10  # 0.1 s: less is a slip (and the Realtime API's minimum)
 LEASE_SECONDS = 30.0  # the floor's lease, renewed while this node works on the turn
 RENEW_SECONDS = 5.0
 
@@ -148,9 +149,10 @@ class VoiceService:
     async def stop(self, principal: Principal, room_id: str, sid: str) -> Turn:
         """End the caller's turn: the assistant answers it."""
         turn = self._own_turn(room_id, sid)
-        if not turn.audio:
+        if len(turn.audio) < MIN_TURN_BYTES:
             await self._drop(turn)
-            raise invalid("audio: nothing was said in this turn (send voice_chunk first)")
+            raise invalid("audio: the turn is shorter than 0.1 s; hold the button while "
+                          "you speak (send voice_chunk before voice_stop)")
         turn.phase = "answering"
         await self._phase(turn, "thinking")
         await self._emitter.voice_state(room_id, None, "thinking")
