@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from app.auth import Authenticator
 from app.events import Emitter
 from app.metrics import Metrics
 from app.models import Principal
@@ -24,7 +25,6 @@ from app.schemas import (
     VoiceChunk,
     parse,
 )
-from app.tokens import TokenIssuer
 from app.voice.service import VoiceService
 from namespaces.base import BaseNamespace
 from namespaces.connections import ConnectionRegistry
@@ -38,14 +38,14 @@ class RealtimeNamespace(BaseNamespace):
     def __init__(
         self,
         namespace: str,
-        issuer: TokenIssuer,
+        authenticator: Authenticator,
         connections: ConnectionRegistry,
         emitter: Emitter,
         metrics: Metrics,
         rooms: RoomService,
         voice: VoiceService,
     ) -> None:
-        super().__init__(namespace, issuer, connections, emitter, metrics)
+        super().__init__(namespace, authenticator, connections, emitter, metrics)
         self._rooms = rooms
         self._voice = voice
         for event, handler in {
