@@ -157,6 +157,8 @@ class LLMSettings(_Section):
     local_start_timeout_seconds: float = Field(120.0, gt=0)
     local_context_window: int = Field(8192, ge=512)
     openai_base_url: str | None = None
+    # The OpenAI Realtime model voice rooms talk to when OPENAI_API_KEY is set.
+    openai_realtime_model: str = "gpt-realtime"
     extra_openai_compatible: dict[str, str] = {}
     request_timeout_seconds: float = Field(120.0, gt=0)
 
@@ -168,6 +170,28 @@ class AssistantSettings(_Section):
     max_queued_replies_per_room: int = Field(4, ge=0)
     reply_start_timeout_seconds: float = Field(60.0, gt=0)
     name: str = "Assistant"
+
+
+class VoiceSettings(_Section):
+    """Voice rooms (room_type openai_realtime): floor control, bounds, the answering backend."""
+
+    # "auto": the OpenAI Realtime bridge when OPENAI_API_KEY is set, else the embedded
+    # pipeline (speech recognition -> the room's model -> speech synthesis).
+    backend: Literal["auto", "openai_realtime", "embedded"] = "auto"
+    max_turn_seconds: float = Field(60.0, gt=0, le=600)
+    # A turn nobody ends (no voice_stop) is dropped this long after max_turn_seconds.
+    turn_grace_seconds: float = Field(10.0, ge=0)
+    # A room's Realtime session is closed after this long without voice activity.
+    idle_seconds: float = Field(60.0, gt=0)
+    # The Realtime voice the assistant speaks with.
+    voice: str = "alloy"
+    # The Realtime model that transcribes the speaker (voice_transcript).
+    transcription_model: str = "gpt-4o-mini-transcribe"
+    # Seconds to wait for the speaker's transcript after voice_stop.
+    transcript_timeout_seconds: float = Field(20.0, gt=0)
+    # Replies to typed messages in voice rooms are spoken too (with the embedded or
+    # OpenAI voice of [audio], when one is available), as assistant_audio.
+    speak_typed_replies: bool = True
 
 
 # Lower-case, no "__": the name must survive PARLOUR_TOOLS__MCP__<NAME>__KEY, and MCP tools
@@ -258,6 +282,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     assistant: AssistantSettings = AssistantSettings()
     tools: ToolsSettings = ToolsSettings()
+    voice: VoiceSettings = VoiceSettings()
     oidc: dict[OIDCProviderName, OIDCProviderSettings] = {}
 
     @field_validator("oidc")

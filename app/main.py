@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Mapping
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -41,6 +42,7 @@ from app.keys import (
     SERVICES,
     SETTINGS,
     SIO,
+    SPEECH,
     TOOL_SOURCES,
     VECTORS,
 )
@@ -68,6 +70,11 @@ from app.tools.notion import NotionTools
 from app.tools.registry import ToolRegistry
 from app.tools.source import ToolLoopSource
 from app.usage import UsageService
+from app.voice.backends import build_backend
+from app.voice.service import VOICE_ROOM, VoiceService
+from app.voice.source import VoiceReplySource
+from app.voice.speech_port import NoSpeech, SpeechPort
+from app.voice.spoken import TypedReplyVoice
 from handlers.common import auth_middleware, cors_middleware, error_middleware
 from handlers.origins import OriginPolicy, origin_middleware
 from handlers.routes import setup_routes
@@ -101,6 +108,7 @@ from storage.streams import MemoryStreamLog, RedisStreamLog, StreamLog
 from storage.usage import UsageStore
 from storage.users import IdentityStore, RefreshTokenStore, UserStore
 from storage.vectors import build_vector_store
+from storage.voice_floor import FloorStore, MemoryFloor, RedisFloor, floor_state
 
 log = logging.getLogger(__name__)
 
@@ -318,15 +326,28 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     tools = ToolRegistry(settings.tools, [
         DocumentTools(retriever, settings.vectors.top_k), *app[TOOL_SOURCES],
     ])
+    # Voice turns' replies get their answers (spoken, or from the Realtime bridge) here.
+    speech: SpeechPort = app[SPEECH] or NoSpeech()
+    answers = VoiceReplySource(
+        app[REPLY_SOURCE] or ToolLoopSource(tools),
+        TypedReplyVoice(speech, emitter, VOICE_ROOM) if settings.voice.speak_typed_replies
+        else None,
+    )
     engine = AssistantEngine(
         settings.assistant, settings.llm, registry, room_store, message_store, emitter,
-        streams, control, node_id, gate, accounting, retriever,
-        app[REPLY_SOURCE] or ToolLoopSource(tools), ReplyListeners(),
+        streams, control, node_id, gate, accounting, retriever, answers, ReplyListeners(),
     )
+    floor: FloorStore = RedisFloor(redis) if redis is not None else MemoryFloor()
     rooms = RoomService(
         settings.limits, room_store, message_store, users, presence, limiter,
         emitter, MongoInviteBook(mongo), engine, room_files.files_of_chat,
         on_delete=[room_files.on_room_deleted, recall.forget], tools=tools,
+        voice_state=partial(floor_state, floor),
+    )
+    voice = VoiceService(
+        settings.voice, rooms, engine, floor, emitter, answers,
+        build_backend(settings, speech, emitter, partial(message_store.page, limit=20)),
+        control, node_id,
     )
     completions = CompletionService(settings.assistant, registry, gate, accounting)
     engine.start()
@@ -359,7 +380,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         sio, emitter, settings.server.max_socket_queue, versions
     )
     sio.register_namespace(
-        RealtimeNamespace(REALTIME, authenticator, connections, emitter, metrics, rooms)
+        RealtimeNamespace(REALTIME, authenticator, connections, emitter, metrics, rooms, voice)
     )
     sio.register_namespace(
         BaseNamespace(DEFAULT, authenticator, connections, emitter, metrics)
@@ -381,6 +402,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await connections.stop()
+        await voice.close()
         await engine.close()
         await message_store.close()
         await recall.close()
@@ -426,11 +448,13 @@ def create_app(
     *,
     providers: Mapping[str, Provider] | None = None,
     reply_source: ReplySource | None = None,
+    speech: SpeechPort | None = None,
 ) -> web.Application:
     """Build the aiohttp application; resources open in cleanup_ctx when it starts.
 
     `providers` adds LLM providers by name (tests inject a scripted one); `reply_source`
-    replaces where replies' events come from (the plain provider call by default).
+    replaces where replies' events come from (the plain provider call by default);
+    `speech` gives voice rooms' embedded pipeline its recogniser and voice.
     """
     origins = OriginPolicy(settings.server.cors_origins)
     middlewares = [
@@ -446,6 +470,7 @@ def create_app(
     app[SETTINGS] = settings
     app[EXTRA_PROVIDERS] = dict(providers or {})
     app[REPLY_SOURCE] = reply_source
+    app[SPEECH] = speech
     manager = (
         ParlourRedisManager(settings.redis.url, channel="parlour")
         if settings.redis.url else ParlourManager()

@@ -15,12 +15,16 @@ class ReplyOptions:
 
     `kind`: the path (message, run, ws, ...), for limits and usage. `always`: answer even
     when the room's assistant mode would not (an explicit request). `model`: answer this
-    turn with that model instead of the room's.
+    turn with that model instead of the room's. `context`: whether the reply's prompt is
+    built (history, sources) before its source runs.
     """
 
     kind: str = "message"
     always: bool = False
     model: str | None = None
+    # False: the source brings its own context (the Realtime session), so no history,
+    # retrieval or prompt is prepared for it.
+    context: bool = True
 
 
 class ReplyTicket(Protocol):

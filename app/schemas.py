@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationError,
 )
@@ -112,6 +113,11 @@ class UpdateMember(RoomRef):
 
 class StopGeneration(RoomRef):
     message_id: str | None = None
+
+
+class VoiceChunk(RoomRef):
+    # A binary Socket.IO attachment (bytes); text (e.g. base64) is refused.
+    audio: Annotated[bytes, Strict()]
 
 
 class Regenerate(RoomRef):

@@ -128,10 +128,17 @@ class AssistantEngine:
         self, ticket: Ticket, room: Room, message: Message, options: ReplyOptions
     ) -> None:
         """Run the admitted reply to a stored message (its ticket now belongs to it)."""
+        self.run_reply(ticket, room, message, options)
+
+    def run_reply(
+        self, ticket: Ticket, room: Room, message: Message, options: ReplyOptions
+    ) -> Reply:
+        """`start_reply`, returning the reply (its owner can wait for its end)."""
         reply = Reply(self._env, ticket, room.room_id, message, model=options.model,
-                      on_end=self._replies.discard)
+                      context=options.context, on_end=self._replies.discard)
         self._replies.add(reply)
         reply.start()
+        return reply
 
     async def active_streams(self, room_id: str) -> list[dict[str, Any]]:
         """The replies streaming in a room, on this node or another, oldest first."""

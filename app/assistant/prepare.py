@@ -43,6 +43,17 @@ class ReplyPreparer:
             raise AppError(UNAVAILABLE, NO_PROVIDER)
         return model_id
 
+    def bare(
+        self, room: Room, reply_to: Message, requested_by: str, model_id: str
+    ) -> ReplyRequest:
+        """A request without a prompt, for a source that keeps its own context."""
+        provider, model_name = self._registry.resolve(model_id)
+        return ReplyRequest(
+            room=room, reply_to=reply_to, requested_by=requested_by, model_id=model_id,
+            provider=provider, model=model_name, messages=[],
+            params=ChatParams(max_tokens=self._settings.max_output_tokens),
+        )
+
     async def prepare(
         self, room: Room, reply_to: Message, requested_by: str, model_id: str
     ) -> tuple[ReplyRequest, list[Source]]:

@@ -68,6 +68,9 @@ class TokenUsage:
     input_tokens: int
     output_tokens: int
     cached_tokens: int = 0
+    # Audio tokens (OpenAI Realtime), counted in input_tokens / output_tokens too.
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
