@@ -79,6 +79,8 @@ from namespaces.server import (
     DEFAULT,
     REALTIME,
     OrjsonModule,
+    ParlourManager,
+    ParlourPacket,
     ParlourRedisManager,
     ParlourServer,
     SocketTransport,
@@ -294,13 +296,18 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     versions = TokenVersions(users, control)
     authenticator = Authenticator(auth_settings, issuer, versions)
     room_store, message_store = RoomStore(mongo), MessageStore(mongo)
+    room_store.attach(control)
     registry = app[REGISTRY]
 
     # Files and retrieval, which the assistant and the rooms use.
     blobs, vectors, embedder = app[BLOBS], app[VECTORS], app[EMBEDDER]
     file_store = FileStore(mongo)
     recall = RecallIndexer(mongo, message_store, vectors, embedder)
-    room_files = RoomFiles(file_store, blobs, vectors)
+    ingestor = Ingestor(
+        settings.embeddings, settings.ingest, settings.limits, file_store, blobs, vectors,
+        embedder, emitter, metrics, node_id, single_node=redis is None,
+    )
+    room_files = RoomFiles(file_store, blobs, vectors, ingestor.cancel)
 
     # The assistant: one admission gate for every path, replies as tasks of their own.
     gate = AdmissionGate(settings.limits, settings.assistant, limiter, metrics)
@@ -339,11 +346,10 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     health.register("llm", lambda: _check_llm(app[REGISTRY], app[LOCAL_LLM]))
     if redis is not None:
         health.register("redis", lambda: _ping_redis(redis))
-    ingestor = Ingestor(
-        settings.embeddings, settings.limits, file_store, blobs, vectors, embedder, emitter,
-        metrics, node_id, single_node=redis is None,
+    files = FileService(
+        settings.limits, file_store, blobs, vectors, rooms, metrics, ingestor.wake,
+        ingestor.cancel,
     )
-    files = FileService(settings.limits, file_store, blobs, vectors, rooms, metrics, ingestor.wake)
     health.register("blobs", lambda: _ping(blobs.ping()))
     health.register("vectors", lambda: _ping(vectors.ping()))
     await ingestor.start()
@@ -376,6 +382,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await connections.stop()
         await engine.close()
+        await message_store.close()
         await recall.close()
         await ingestor.close()
         await control.close()
@@ -436,11 +443,12 @@ def create_app(
     app[REPLY_SOURCE] = reply_source
     manager = (
         ParlourRedisManager(settings.redis.url, channel="parlour")
-        if settings.redis.url else None
+        if settings.redis.url else ParlourManager()
     )
     sio = ParlourServer(
         async_mode="aiohttp",
         json=OrjsonModule,
+        serializer=ParlourPacket,
         client_manager=manager,
         # The same rule as REST: this server's own origin plus server.cors_origins (a
         # plain list would leave the server's own origin out).

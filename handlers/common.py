@@ -22,9 +22,11 @@ from app.errors import (
     error_from_exception,
 )
 from app.keys import SERVICES, SETTINGS
+from app.limits import transport_cap_bytes
 from app.models import Principal
 from app.schemas import parse
 from app.services import Services
+from handlers.multipart import MultipartCaps, form_fields
 from handlers.origins import unsupported_media_type
 
 log = logging.getLogger("parlour.http")
@@ -113,6 +115,16 @@ def is_json(content_type: str) -> bool:
 
 async def form(request: web.Request) -> dict[str, str]:
     """The urlencoded or multipart form fields; a malformed body is `invalid_payload`."""
+    limits = request.app[SETTINGS].limits
+    if request.content_type.startswith("multipart/"):
+        caps = MultipartCaps.for_fields(limits, transport_cap_bytes(limits))
+        return await form_fields(request, caps)
+    raw = await request.read()  # within client_max_size; post() reuses it
+    if raw.count(b"&") >= limits.max_multipart_parts:
+        raise AppError(
+            PAYLOAD_TOO_LARGE,
+            f"body: more than {limits.max_multipart_parts} fields (limits.max_multipart_parts)",
+        )
     try:
         data = await request.post()
     except (ValueError, AssertionError, KeyError) as exc:
