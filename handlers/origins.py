@@ -70,10 +70,16 @@ class OriginPolicy:
 
 
 def _cookie_or_anonymous(request: web.Request) -> bool:
-    """True unless the request is authenticated by a Bearer header alone."""
+    """True unless the request carries its credential itself and no cookie.
+
+    Itself: `Authorization: Bearer`, or a WebSocket's `?token=`; another site cannot
+    know either, so such a request cannot be forged.
+    """
     if any(name in request.cookies for name in AUTH_COOKIES):
         return True
-    return not request.headers.get("Authorization", "").lower().startswith("bearer ")
+    if request.headers.get("Authorization", "").lower().startswith("bearer "):
+        return False
+    return not (request.method == "GET" and request.query.get("token"))
 
 
 def _changes_state(request: web.Request) -> bool:

@@ -145,6 +145,11 @@ async def test_websocket_upgrades_check_the_origin(server: Parlour) -> None:
             assert not ws.closed
     finally:
         await browser.close()
+    # A token in the URL and no cookie: nothing another site could forge.
+    async with aiohttp.ClientSession() as app_client, app_client.ws_connect(
+        f"{url}&token={user.token}", origin=EVIL
+    ) as ws:
+        assert not ws.closed
 
 
 async def test_socketio_allows_its_own_origin_and_configured_ones_only(server: Parlour) -> None:
