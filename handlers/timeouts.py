@@ -67,8 +67,9 @@ class _BodyWatch:
                 f"request body: nothing received for {self._seconds:g} s",
                 status=REQUEST_TIMEOUT,
             ))
-            if self._transport is not None:  # late bytes are not read any more
-                self._transport.pause_reading()
+            transport = self._transport
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()  # late bytes are not read any more
             return
         self._handle = self._loop.call_later(self._interval(), self._check)
 
