@@ -62,6 +62,11 @@ class AuthSettings(_Section):
     jwt_secret_file: Path | None = None
     access_ttl_seconds: int = Field(900, ge=1)
     refresh_ttl_seconds: int = Field(14 * 24 * 3600, ge=60)
+    # The longest a session lasts from its log-in, refreshes included (0: no cap).
+    max_token_lifetime_seconds: int = Field(30 * 24 * 3600, ge=0)
+    # A first single sign-on whose (verified) email has a password account links to it
+    # only once that account's password confirms it.
+    sso_link_requires_password: bool = True
     cookie_secure: bool = False
     allowed_emails: list[str] = []
     allowed_domains: list[str] = []

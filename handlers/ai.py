@@ -18,8 +18,8 @@ from app.errors import AppError, error_from_exception
 from app.ids import new_id
 from app.limits import transport_cap_bytes
 from app.llm.base import ChatMessage, ChatParams, StreamEnd, TokenUsage
-from app.models import WS_SESSION, Message
-from app.schemas import CreateRoom, Payload, parse
+from app.models import Message
+from app.schemas import Payload, parse
 from app.services import Services
 from handlers.common import SETTINGS, body, form, json_response, principal, query, services
 from handlers.multipart import MultipartCaps, form_fields
@@ -113,10 +113,9 @@ async def chat_metrics(request: web.Request) -> web.Response:
 
 
 async def session_id(request: web.Request) -> web.Response:
-    room = await services(request).rooms.create_room(
-        principal(request), CreateRoom(title="WebSocket session"), kind=WS_SESSION
-    )
-    return json_response({"session_id": room.room_id})
+    """A new session id; a GET changes nothing: the room is made when a WebSocket opens."""
+    principal(request)
+    return json_response({"session_id": new_id()})
 
 
 async def aisuite_chat(request: web.Request) -> web.StreamResponse:

@@ -69,6 +69,7 @@ async def test_text_logs_escape_control_characters_from_urls(parlour: Parlour) -
         async with parlour.http.get(parlour.url + forged) as resp:
             assert resp.status == 404
     finally:
+        handler.flush()  # lines on the loop are written in batches
         logger.removeHandler(handler)
         logger.setLevel(level)
     lines = [line for line in buffer.getvalue().splitlines() if "/api/v1/x" in line]
