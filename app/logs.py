@@ -123,7 +123,7 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
 
 
 def log_handler(fmt: str, production: bool, stream: TextIO | None = None) -> logging.Handler:
-    """The handler `setup_logging` installs: JSON lines or escaped text lines."""
+    """The handler `setup_logging` installs: JSON lines or escaped text lines, batched."""
     use_json = fmt == "json" or (fmt == "auto" and (production or not sys.stderr.isatty()))
     handler = BatchedStreamHandler(stream)
     handler.setFormatter(

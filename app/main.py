@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from functools import partial
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import web, web_response
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -438,9 +438,18 @@ async def _ping_redis(redis: Redis) -> str:
     return "pong"
 
 
+SERVER_HEADER = "Parlour"
+
+
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
     """No versions in `Server` (aiohttp's default names Python's and its own)."""
-    response.headers["Server"] = "Parlour"
+    response.headers["Server"] = SERVER_HEADER
+
+
+def _hide_server_version() -> None:
+    # aiohttp has no setting for its default `Server`; the answers it writes itself before
+    # any route (e.g. 400 for a malformed request) use this module attribute.
+    web_response.SERVER_SOFTWARE = SERVER_HEADER  # type: ignore[attr-defined]
 
 
 def create_app(
@@ -500,6 +509,7 @@ def create_app(
 
     app.on_shutdown.append(close_sockets)
     app.on_response_prepare.append(_server_header)
+    _hide_server_version()
     app.cleanup_ctx.extend([mongo_ctx, redis_ctx, llm_ctx, rag_ctx, tools_ctx, services_ctx])
     setup_routes(app, WEB_DIR)
     return app

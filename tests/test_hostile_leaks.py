@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from typing import Any
@@ -18,6 +19,15 @@ async def test_server_header_names_no_versions(parlour: Parlour) -> None:
     for path in ("/internal/health", "/api/v1/nothing-here", "/socket.io/?EIO=4&transport=polling"):
         async with parlour.http.get(parlour.url + path) as resp:
             assert resp.headers["Server"] == "Parlour", (path, resp.headers["Server"])
+    # A request aiohttp refuses before routing (a malformed header line).
+    reader, writer = await asyncio.open_connection("127.0.0.1", parlour.port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n")
+        await writer.drain()
+        head = (await reader.read(400)).decode(errors="replace")
+    finally:
+        writer.close()
+    assert head.startswith("HTTP/1.0 400") and "Server: Parlour\r\n" in head, head
 
 
 async def test_health_shows_no_exception_text() -> None:
@@ -69,7 +79,7 @@ async def test_text_logs_escape_control_characters_from_urls(parlour: Parlour) -
         async with parlour.http.get(parlour.url + forged) as resp:
             assert resp.status == 404
     finally:
-        handler.flush()  # lines logged on the loop are written in batches
+        handler.flush()  # lines on the loop are written in batches
         logger.removeHandler(handler)
         logger.setLevel(level)
     lines = [line for line in buffer.getvalue().splitlines() if "/api/v1/x" in line]

@@ -98,11 +98,13 @@ class ExtractionPool:
         }
         # No secrets in its environment; its own session, so a terminal's ^C is ours to pass.
         # -P: the working directory is not on sys.path (an `app` there must not be imported).
+        # stderr: nowhere. Parsers warn with text taken from the file, which must not reach
+        # the server's log; what went wrong comes back in the reply.
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-P", "-m", "app.rag.sandbox_worker",
             str(self._settings.extract_memory_mb),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
-            cwd="/", start_new_session=True,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL, env=env, cwd="/", start_new_session=True,
         )
         worker = _Worker(proc)
         self._all.add(worker)
