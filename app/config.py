@@ -67,6 +67,15 @@ class AuthSettings(_Section):
     min_password_chars: int = Field(8, ge=1)
 
 
+BLOCKED_UPLOAD_TYPES = (
+    ".exe", ".dll", ".msi", ".msp", ".scr", ".com", ".bat", ".cmd", ".pif", ".cpl", ".vbs",
+    ".vbe", ".wsf", ".ps1", ".psm1", ".jar", ".apk", ".appx", ".dmg", ".pkg", ".deb", ".rpm",
+    ".so", ".dylib", ".elf", ".bin", ".run", ".app", ".lnk", ".reg", ".hta",
+    "application/x-msdownload", "application/x-dosexec", "application/x-executable",
+    "application/x-mach-binary", "application/x-sharedlib",
+)
+
+
 class LimitsSettings(_Section):
     max_message_chars: int = Field(16_000, ge=1)
     max_title_chars: int = Field(200, ge=1)
@@ -80,6 +89,8 @@ class LimitsSettings(_Section):
     max_files_per_upload: int = Field(20, ge=1)
     max_index_mb: float = Field(20, gt=0)
     max_chunks_per_document: int = Field(5000, ge=1)
+    # Chat uploads refused by extension (".exe") or by content type sniffed from the bytes.
+    blocked_upload_types: list[str] = Field(default_factory=lambda: list(BLOCKED_UPLOAD_TYPES))
 
 
 class BlobSettings(_Section):
@@ -123,6 +134,20 @@ class LLMSettings(_Section):
     openai_base_url: str | None = None
     extra_openai_compatible: dict[str, str] = {}
     request_timeout_seconds: float = Field(120.0, gt=0)
+
+
+class AudioSettings(_Section):
+    """Speech: recognition (audio attachments, /audio/transcriptions) and the spoken answer.
+
+    Empty model: `openai:...` when OPENAI_API_KEY is set, else the embedded one if installed.
+    """
+
+    stt_model: str = ""
+    tts_model: str = ""
+    tts_voice: str = ""
+    # Characters of one answer spoken at most (the rest is in the text answer).
+    max_speech_chars: int = Field(4000, ge=1)
+    request_timeout_seconds: float = Field(60.0, gt=0)
 
 
 class AssistantSettings(_Section):
@@ -221,6 +246,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     assistant: AssistantSettings = AssistantSettings()
     tools: ToolsSettings = ToolsSettings()
+    audio: AudioSettings = AudioSettings()
     oidc: dict[OIDCProviderName, OIDCProviderSettings] = {}
 
     @field_validator("oidc")

@@ -49,6 +49,7 @@ from app.llm.base import Provider
 from app.llm.local_server import LocalLlamaServer, LocalServerError, locate
 from app.llm.registry import ProviderRegistry, build_registry
 from app.llm.tokens import load_encoder
+from app.media.attachments import AttachmentReader, ChatAttachments
 from app.metrics import Metrics
 from app.oidc import OIDCService
 from app.rag.embeddings import build_embedder
@@ -295,6 +296,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     file_store = FileStore(mongo)
     recall = RecallIndexer(mongo, message_store, vectors, embedder)
     room_files = RoomFiles(file_store, blobs, vectors)
+    reader = AttachmentReader(registry)
 
     # The assistant: one admission gate for every path, replies as tasks of their own.
     gate = AdmissionGate(settings.limits, settings.assistant, limiter, metrics)
@@ -309,6 +311,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.assistant, settings.llm, registry, room_store, message_store, emitter,
         streams, control, node_id, gate, accounting, retriever,
         app[REPLY_SOURCE] or ToolLoopSource(tools), ReplyListeners(),
+        ChatAttachments(room_files, reader),
     )
     rooms = RoomService(
         settings.limits, room_store, message_store, users, presence, limiter,
@@ -351,7 +354,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         auth=auth, rooms=rooms, health=health, engine=engine, registry=registry,
         ask=AskService(settings.assistant, rooms, engine),
         usage=UsageService(mongo, rooms, ledger), files=files, oidc=oidc, tools=tools,
-        stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever),
+        stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever,
+                               reader),
     )
     await control.start()
     await presence.start()

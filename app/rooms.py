@@ -354,7 +354,9 @@ class RoomService:
             existing = await self._messages.by_client_msg_id(req.room_id, req.client_msg_id)
             if existing is not None:
                 return existing
-        ticket = await self._hooks.admit_reply(room, principal, req.content, options)
+        ticket = await self._hooks.admit_reply(
+            room, principal, req.content, options, req.file_ids
+        )
         try:
             message, created = await self._store_message(principal, req)
         except BaseException:

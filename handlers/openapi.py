@@ -11,10 +11,11 @@ from pydantic import BaseModel
 from app import __version__
 from app.schemas import CreateRoom, Login, RefreshRequest, RoomSettings, Signup
 from handlers import openapi_responses as R
-from handlers.ai import ChatCompletion, MetricsQuery, ModelPage, Run
+from handlers.ai import ChatCompletion, MetricsQuery, ModelPage
 from handlers.chats import ListChats, ListMessages
 from handlers.common import json_response
 from handlers.oidc import OIDCCallback, OIDCLogin
+from handlers.run_input import Run
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ class ModelInfo:
     cached_per_mtok: float
     # A small model for trying Parlour out, not for answers (the embedded SmolLM2).
     demo: bool = False
+    # Reads images (attachments go as image parts) / audio natively.
+    vision: bool = False
+    audio: bool = False
 
     @property
     def notice(self) -> str | None:
@@ -51,6 +54,8 @@ class ModelInfo:
             "cached_per_mtok": self.cached_per_mtok,
             "available": available,
             "demo": self.demo,
+            "vision": self.vision,
+            "audio": self.audio,
             "notice": self.notice,
         }
 
@@ -79,6 +84,8 @@ def _parse_entry(entry: dict[str, Any], where: str) -> ModelInfo:
         output_per_mtok=_number(entry, "output_per_mtok", model_id),
         cached_per_mtok=_number(entry, "cached_per_mtok", model_id),
         demo=_flag(entry, "demo", model_id),
+        vision=_flag(entry, "vision", model_id),
+        audio=_flag(entry, "audio", model_id),
     )
 
 
