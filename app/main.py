@@ -50,6 +50,7 @@ from app.llm.local_server import LocalLlamaServer, LocalServerError, locate
 from app.llm.registry import ProviderRegistry, build_registry
 from app.llm.tokens import load_encoder
 from app.media.attachments import AttachmentReader, ChatAttachments
+from app.media.video import PyAVVideo
 from app.metrics import Metrics
 from app.oidc import OIDCService
 from app.rag.embeddings import build_embedder
@@ -57,6 +58,8 @@ from app.rag.ingest import Ingestor
 from app.rag.retrieval import RagRetriever, RecallIndexer
 from app.rooms import RoomService
 from app.services import Services
+from app.speech.factory import build_speech
+from app.speech.service import SpeechService
 from app.startup_checks import StartupError
 from app.stateless import StatelessAsk
 from app.tokens import TokenIssuer, load_or_create_secret
@@ -296,7 +299,11 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     file_store = FileStore(mongo)
     recall = RecallIndexer(mongo, message_store, vectors, embedder)
     room_files = RoomFiles(file_store, blobs, vectors)
-    reader = AttachmentReader(registry)
+    try:
+        speech = build_speech(settings.audio, settings.llm)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
+    reader = AttachmentReader(registry, speech.stt, PyAVVideo())
 
     # The assistant: one admission gate for every path, replies as tasks of their own.
     gate = AdmissionGate(settings.limits, settings.assistant, limiter, metrics)
@@ -319,6 +326,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         on_delete=[room_files.on_room_deleted, recall.forget], tools=tools,
     )
     completions = CompletionService(settings.assistant, registry, gate, accounting)
+    speaking = SpeechService(settings.audio, speech, gate, metrics)
     engine.start()
     auth = AuthService(
         settings.auth, users, RefreshTokenStore(mongo), issuer, limiter,
@@ -354,6 +362,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         auth=auth, rooms=rooms, health=health, engine=engine, registry=registry,
         ask=AskService(settings.assistant, rooms, engine),
         usage=UsageService(mongo, rooms, ledger), files=files, oidc=oidc, tools=tools,
+        speech=speaking,
         stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever,
                                reader),
     )
@@ -372,6 +381,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         await close_client_manager(sio)
         await presence.close()
         await oidc.close()
+        await speech.close()
 
 
 async def _ping_mongo(mongo: Mongo) -> str:

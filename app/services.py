@@ -14,6 +14,7 @@ from app.llm.registry import ProviderRegistry
 from app.metrics import Metrics
 from app.oidc import OIDCService
 from app.rooms import RoomService
+from app.speech.service import SpeechService
 from app.stateless import StatelessAsk
 from app.tokens import TokenIssuer
 from app.tools.registry import ToolRegistry
@@ -39,3 +40,4 @@ class Services:
     files: FileService | None = None
     oidc: OIDCService | None = None
     tools: ToolRegistry | None = None
+    speech: SpeechService | None = None

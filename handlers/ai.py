@@ -14,11 +14,11 @@ from pydantic import Field
 
 from app.assistant.completion import Completion
 from app.assistant.listeners import ReplyEvent
-from app.errors import AppError, error_from_exception
+from app.errors import AppError, error_from_exception, invalid
 from app.files import UploadPart
 from app.ids import new_id
 from app.llm.base import ChatMessage, ChatParams, StreamEnd, TokenUsage
-from app.media.attachments import Attachment
+from app.media.attachments import Attachment, attachment_type, media_kind
 from app.models import WS_SESSION, Message, Principal
 from app.schemas import CreateRoom, Payload
 from app.services import Services
@@ -158,13 +158,14 @@ async def run(request: web.Request) -> web.StreamResponse:
     who = principal(request)
     req = await read_run_input(request)
     stream = "text/event-stream" in request.headers.get("Accept", "")
-    return await _answer(request, stream, await _run_events(request, who, req))
+    return await _answer(request, stream, await run_events(request, who, req))
 
 
-async def _run_events(
+async def run_events(
     request: web.Request, who: Principal, req: RunInput
 ) -> AsyncGenerator[dict[str, Any], None]:
     svc = services(request)
+    await _spoken_question(svc, who, req)
     if req.chat_id is None:
         return _stateless_run(svc, who, req)
     file_ids: list[str] = []
@@ -175,6 +176,21 @@ async def _run_events(
         file_ids = [r.file_id for r in records]
     return _in_room(svc.ask.ask(who, req.chat_id, req.text, model=req.model, kind="run",
                                 file_ids=file_ids))
+
+
+async def _spoken_question(svc: Services, who: Principal, req: RunInput) -> None:
+    """A question asked aloud (no text, only audio): its transcript becomes the text."""
+    if req.text.strip() or not req.attachments or svc.speech is None:
+        return
+    kinds = [(a, attachment_type(a)) for a in req.attachments]
+    if not all(media_kind(a, ctype) == "audio" for a, ctype in kinds):
+        return
+    texts = [await svc.speech.transcribe(who, a.data, ctype or "audio/wav", a.filename)
+             for a, ctype in kinds]
+    req.text = " ".join(t for t in texts if t).strip()
+    if not req.text:
+        raise invalid(f"{req.attachments[0].filename}: no speech was recognised")
+    req.attachments = []
 
 
 async def _parts(attachments: list[Attachment]) -> AsyncIterator[UploadPart]:

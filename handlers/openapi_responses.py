@@ -199,3 +199,7 @@ class Health(BaseModel):
     checks: dict[str, Check]
     version: str
     node_id: str
+
+
+class Transcription(BaseModel):
+    text: str

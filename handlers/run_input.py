@@ -132,14 +132,14 @@ async def _multipart(request: web.Request, budget: _Budget) -> RunInput:
                 raise invalid("body: nested multipart bodies are not supported")
             if part.filename is None:
                 if part.name is not None:
-                    fields[part.name] = (await _read_part(part, FIELD_BYTES, part.name)).decode(
+                    fields[part.name] = (await read_part(part, FIELD_BYTES, part.name)).decode(
                         errors="replace")
                 continue
             if part.name not in ("files", "file"):
                 raise invalid(f"{part.name}: send attachments as parts named `files`")
             budget.count()
             name = safe_filename(part.filename)
-            data = await _read_part(part, budget.max_bytes - budget.used, name)
+            data = await read_part(part, budget.max_bytes - budget.used, name)
             budget.take(len(data), name)
             if not data:
                 raise invalid(f"{name}: the file is empty")
@@ -150,7 +150,7 @@ async def _multipart(request: web.Request, budget: _Budget) -> RunInput:
     return RunInput(req.text, req.model, req.chat_id, attachments)
 
 
-async def _read_part(part: BodyPartReader, limit: int, what: str) -> bytes:
+async def read_part(part: BodyPartReader, limit: int, what: str) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while chunk := await part.read_chunk(READ_CHUNK):

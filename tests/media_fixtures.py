@@ -54,3 +54,47 @@ def tone_wav(seconds: float = 0.5, rate: int = 16000) -> bytes:
 
 SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
        b'<script>alert(document.cookie)</script><rect width="10" height="10"/></svg>')
+
+
+def short_video(seconds: float = 2.0, with_audio: bool = True) -> bytes:
+    """An MP4 (MPEG-4 video, AAC audio) whose frames get brighter over time."""
+    import av
+    import numpy as np
+
+    out = io.BytesIO()
+    rate = 10
+    with av.open(out, "w", format="mp4") as container:
+        video = container.add_stream("mpeg4", rate=rate)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        audio = container.add_stream("aac", rate=16000) if with_audio else None
+        if audio is not None:
+            audio.layout = "mono"
+        frames = int(seconds * rate)
+        for i in range(frames):
+            pixels = np.full((240, 320, 3), int(255 * i / frames), dtype=np.uint8)
+            for packet in video.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        if audio is not None:
+            total = int(seconds * 16000)
+            samples = (np.sin(np.arange(total) * 2 * math.pi * 440 / 16000) * 8000).astype(np.int16)
+            for start in range(0, total, 1024):
+                frame = av.AudioFrame.from_ndarray(samples[start : start + 1024].reshape(1, -1),
+                                                   format="s16", layout="mono")
+                frame.sample_rate = 16000
+                for packet in audio.encode(frame):
+                    container.mux(packet)
+            for packet in audio.encode():
+                container.mux(packet)
+    return out.getvalue()
+
+
+async def spoken(text: str) -> bytes:
+    """`text` spoken by the embedded voice (app.speech.piper_voice), as a complete WAV."""
+    from app.speech.base import wav_header
+    from app.speech.piper_voice import PiperVoice
+
+    voice = PiperVoice()
+    pcm = b"".join([chunk async for chunk in voice.synthesize_stream(text, "pcm")])
+    return wav_header(voice.sample_rate, len(pcm)) + pcm

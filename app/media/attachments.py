@@ -97,6 +97,31 @@ def attachment_type(attachment: Attachment) -> str | None:
     return None
 
 
+_MEDIA = ("image", "audio", "video")
+
+
+def media_kind(attachment: Attachment, ctype: str | None) -> Kind:
+    """The kind by the bytes, checked against what the file claims to be.
+
+    A file named or sent as an image, audio or video whose bytes are not one is
+    `invalid_payload` naming it. Audio in a video container (a browser's audio/webm
+    recording) is audio.
+    """
+    kind = kind_of(ctype, attachment.filename)
+    claimed_type = base_type(attachment.content_type)
+    if claimed_type in ("", "application/octet-stream"):
+        claimed_type = guess_by_name(attachment.filename) or ""
+    claimed = kind_of(claimed_type, attachment.filename)
+    if claimed == "audio" and kind == "video":
+        return "audio"
+    if claimed in _MEDIA and kind != claimed and not (claimed == "video" and kind == "audio"):
+        raise AppError(INVALID_PAYLOAD,
+                       f"{attachment.filename}: the file is not a readable {claimed} file")
+    if claimed == "video" and kind == "audio":
+        return "audio"
+    return kind
+
+
 def supports_images(models: ModelLookup, model_id: str) -> bool:
     """Whether `model_id` may be given images."""
     info = models.model_info(model_id)
@@ -134,6 +159,8 @@ class AttachmentReader:
         """Before anything is stored: (filename, content type, size) against the model."""
         for filename, content_type, size in items:
             kind = kind_of(content_type, filename)
+            if kind == "video" and content_type == "video/webm":
+                continue  # may be audio only (a recording): decided when it is read
             check_sizes(filename, kind, size)
             if kind in ("image", "video") and not supports_images(self._models, model_id):
                 raise no_vision(model_id)
@@ -144,9 +171,9 @@ class AttachmentReader:
         images: list[ImagePart] = []
         for attachment in attachments:
             ctype = attachment_type(attachment)
-            kind = kind_of(ctype, attachment.filename)
+            kind = media_kind(attachment, ctype)
             check_sizes(attachment.filename, kind, len(attachment.data))
-            if kind in ("image", "video") and not supports_images(self._models, model_id):
+            if kind == "image" and not supports_images(self._models, model_id):
                 raise no_vision(model_id)
             label = f"[Attachment: {attachment.filename} ({ctype or 'unknown type'})]"
             if kind == "image":
@@ -158,6 +185,8 @@ class AttachmentReader:
                 texts.append(f"{label} transcript:\n{transcript}")
             elif kind == "video":
                 transcript, frames = await self._read_video(attachment)
+                if frames and not supports_images(self._models, model_id):
+                    raise no_vision(model_id)
                 images.extend(frames)
                 texts.append(f"{label} {len(frames)} frames shown as images; audio "
                              f"transcript:\n{transcript or '(no speech)'}")

@@ -30,9 +30,8 @@ def video_parts(data: bytes, filename: str, frames: int) -> tuple[bytes | None, 
     av = _av()
     try:
         with av.open(io.BytesIO(data)) as container:
-            if not container.streams.video:
-                raise AppError(INVALID_PAYLOAD, f"{filename}: no video stream")
-            images = _frames(container, frames, filename)
+            # No video stream: an audio recording in a video container (audio/webm).
+            images = _frames(container, frames, filename) if container.streams.video else []
         with av.open(io.BytesIO(data)) as container:
             audio = _audio_wav(container) if container.streams.audio else None
     except AppError:

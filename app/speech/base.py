@@ -55,7 +55,10 @@ def wav_header(sample_rate: int, data_bytes: int = STREAMING_SIZE, channels: int
 
 
 async def as_wav(pcm: AsyncIterator[bytes], sample_rate: int) -> AsyncIterator[bytes]:
-    """A streamed WAV (header first) of a PCM16 mono stream."""
-    yield wav_header(sample_rate)
-    async for chunk in pcm:
+    """A streamed WAV of a PCM16 mono stream: the header comes with the first audio, so a
+    source that fails at once fails before anything is sent."""
+    chunks = aiter(pcm)
+    first = await anext(chunks, b"")
+    yield wav_header(sample_rate) + first
+    async for chunk in chunks:
         yield chunk

@@ -15,7 +15,8 @@ import logging
 import threading
 from typing import Any
 
-from app.errors import INVALID_PAYLOAD, PROVIDER_ERROR, UNAVAILABLE, AppError
+from app.errors import PROVIDER_ERROR, UNAVAILABLE, AppError
+from app.media.video import audio_to_wav
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +62,15 @@ class LocalWhisper:
         return await asyncio.to_thread(self._run, model, audio, filename)
 
     def _run(self, model: Any, audio: bytes, filename: str) -> str:
+        # Decoded first (invalid_payload naming the file when it is not audio), so the
+        # recogniser only ever reads clean 16 kHz mono WAV.
+        wav = audio_to_wav(audio, filename)
         with self._run_lock:
             try:
-                segments, _ = model.transcribe(io.BytesIO(audio), language="en", beam_size=1,
+                segments, _ = model.transcribe(io.BytesIO(wav), language="en", beam_size=1,
                                                vad_filter=False)
                 return " ".join(segment.text.strip() for segment in segments).strip()
             except Exception as exc:
-                kind = type(exc).__module__ + "." + type(exc).__name__
-                if kind.startswith("av.") or "Invalid data" in str(exc):
-                    raise AppError(INVALID_PAYLOAD, f"{filename}: not readable audio") from exc
                 log.warning("local whisper failed on %s: %r", filename, exc)
                 raise AppError(PROVIDER_ERROR, f"{self.name}: {exc}") from exc
 
