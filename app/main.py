@@ -53,6 +53,7 @@ from app.media.attachments import AttachmentReader, ChatAttachments
 from app.media.video import PyAVVideo
 from app.metrics import Metrics
 from app.oidc import OIDCService
+from app.prompt_compiler import PromptCompiler
 from app.rag.embeddings import build_embedder
 from app.rag.ingest import Ingestor
 from app.rag.retrieval import RagRetriever, RecallIndexer
@@ -362,7 +363,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         auth=auth, rooms=rooms, health=health, engine=engine, registry=registry,
         ask=AskService(settings.assistant, rooms, engine),
         usage=UsageService(mongo, rooms, ledger), files=files, oidc=oidc, tools=tools,
-        speech=speaking,
+        speech=speaking, prompt_compiler=PromptCompiler(
+            settings.limits, completions, settings.assistant.max_output_tokens),
         stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever,
                                reader),
     )

@@ -13,6 +13,7 @@ from app.health import HealthService
 from app.llm.registry import ProviderRegistry
 from app.metrics import Metrics
 from app.oidc import OIDCService
+from app.prompt_compiler import PromptCompiler
 from app.rooms import RoomService
 from app.speech.service import SpeechService
 from app.stateless import StatelessAsk
@@ -41,3 +42,4 @@ class Services:
     oidc: OIDCService | None = None
     tools: ToolRegistry | None = None
     speech: SpeechService | None = None
+    prompt_compiler: PromptCompiler | None = None

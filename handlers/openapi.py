@@ -15,6 +15,7 @@ from handlers.ai import ChatCompletion, MetricsQuery, ModelPage
 from handlers.chats import ListChats, ListMessages
 from handlers.common import json_response
 from handlers.oidc import OIDCCallback, OIDCLogin
+from handlers.prompt_compiler import CompileRequest, UpdateParameters
 from handlers.run_input import Run
 
 
@@ -93,6 +94,12 @@ OPERATIONS = [
        content_type="audio/wav"),
     Op("post", "/api/v1/audio/transcriptions", "Speech to text: multipart `file` → {text}",
        multipart=True, multipart_field="file", response=R.Transcription),
+    Op("post", "/api/v1/prompt_compiler/compile", "A prompt as a template with {{name}} "
+       "parameters", CompileRequest, response=R.CompiledPrompt),
+    Op("post", "/api/v1/prompt_compiler/compile/form", "The same plus a JSON Schema form",
+       CompileRequest, response=R.CompiledForm),
+    Op("post", "/api/v1/prompt_compiler/update_parameters", "Parameter values read from text",
+       UpdateParameters, response=R.ParameterValues),
     Op("get", "/api/v1/tools", "Tools a room can enable: name, description, parameters, "
        "source, configured", response=R.Tools),
     Op("get", "/api/v1/session_id", "A new room id for the plain WebSocket",

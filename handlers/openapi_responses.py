@@ -203,3 +203,16 @@ class Health(BaseModel):
 
 class Transcription(BaseModel):
     text: str
+
+
+class CompiledPrompt(BaseModel):
+    compiled_prompt: str
+    parameters: list[dict[str, Any]]
+
+
+class CompiledForm(CompiledPrompt):
+    form: dict[str, Any]
+
+
+class ParameterValues(BaseModel):
+    values: dict[str, Any]

@@ -116,6 +116,9 @@ class OpenAICompatProvider:
             options[self._max_tokens_field] = params.max_tokens
         if params.tools:
             options["tools"] = openai_tools(params.tools)
+        if params.json_schema is not None:
+            options["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "answer", "schema": params.json_schema}}
         return options
 
     async def stream_chat(
