@@ -199,3 +199,24 @@ async def test_anthropic_gets_image_blocks(monkeypatch: pytest.MonkeyPatch) -> N
     block = next(b for b in content if b["type"] == "image")
     assert block["source"]["media_type"] == "image/png"
     assert base64.b64decode(block["source"]["data"]) == image.data
+
+
+async def test_a_video_over_the_upload_limit_is_payload_too_large(make_settings: Any) -> None:
+    from tests.media_fixtures import short_video
+
+    server = await start_parlour(make_settings(limits__max_upload_mb=0.01))
+    try:
+        user = await server.signup()
+        clip = short_video()
+        assert len(clip) > 0.01 * 1024 * 1024
+        form = aiohttp.FormData()
+        form.add_field("text", "what happens?")
+        form.add_field("files", clip, filename="clip.mp4", content_type="video/mp4")
+        status, data = await server.request("POST", "/api/v1/run", user, data=form)
+        assert status == 413 and data["error"]["code"] == "payload_too_large", data
+        assert "clip.mp4" in data["error"]["message"]
+        chat_id = await new_chat(server, user)
+        status, data = await upload(server, user, chat_id, ("clip.mp4", clip, "video/mp4"))
+        assert status == 413 and data["error"]["code"] == "payload_too_large", data
+    finally:
+        await server.close()
