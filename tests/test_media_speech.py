@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import aiohttp
+import av
 import pytest
 
 from app.speech.piper_voice import PiperVoice
@@ -95,9 +96,17 @@ async def test_transcriptions_and_run_audio_work_with_no_key(embedded: Parlour) 
     assert {"capital", "france"} <= words(asked["content"])  # the spoken question, as text
     assert answered["message_id"] == message_id and answered["content"] == "Paris is the capital."
 
-    status, data = await embedded.request("POST", "/api/v1/run/audio?format=mp3", user,
+    async with embedded.http.post(f"{url}?format=mp3", json={"text": "hi"},
+                                  headers=headers) as resp:
+        mp3 = await resp.read()
+        assert resp.status == 200 and resp.headers["Content-Type"] == "audio/mpeg"
+    with av.open(io.BytesIO(mp3), format="mp3") as container:  # a real MP3 stream
+        stream = container.streams.audio[0]
+        samples = sum(frame.samples for frame in container.decode(stream))
+    assert stream.codec_context.sample_rate == 22050 and samples > 22050 // 2
+    status, data = await embedded.request("POST", "/api/v1/run/audio?format=ogg", user,
                                           json={"text": "hi"})
-    assert status == 422 and "wav" in data["error"]["message"], data
+    assert status == 422 and "mp3" in data["error"]["message"], data
 
 
 # -- routes with OpenAI (a recording stub) -----------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 
 from app.errors import PROVIDER_ERROR, UNAVAILABLE, AppError
 from app.speech.base import AudioFormat, as_wav
+from app.speech.mp3 import as_mp3
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def piper_installed(voice: str = DEFAULT_VOICE) -> bool:
 class PiperVoice:
     """Text to speech with Piper; PCM16 mono at the voice's rate (22,050 Hz for joe)."""
 
-    formats: frozenset[AudioFormat] = frozenset({"pcm", "wav"})
+    formats: frozenset[AudioFormat] = frozenset({"pcm", "wav", "mp3"})
 
     def __init__(self, voice: str = DEFAULT_VOICE) -> None:
         voice = voice or DEFAULT_VOICE
@@ -72,11 +73,15 @@ class PiperVoice:
     ) -> AsyncGenerator[bytes, None]:
         """Sentence by sentence, each made off the event loop."""
         if audio_format not in self.formats:
-            raise AppError("invalid_payload", f"{self.name} speaks wav or pcm, not {audio_format}")
+            raise AppError("invalid_payload",
+                           f"{self.name} speaks wav, mp3 or pcm, not {audio_format}")
         voice = await self._loaded()
         pcm = self._pcm(voice, text)
         if audio_format == "wav":
             async for chunk in as_wav(pcm, self.sample_rate):
+                yield chunk
+        elif audio_format == "mp3":
+            async for chunk in as_mp3(pcm, self.sample_rate):
                 yield chunk
         else:
             async for chunk in pcm:

@@ -47,8 +47,8 @@ class SpeechService:
     def voice(self, requested: str | None) -> tuple[TextToSpeech, AudioFormat]:
         """The voice and the format to answer in (`mp3` with OpenAI, `wav` embedded)."""
         voice = self.speech.voice()
-        if requested is None:
-            return voice, "mp3" if "mp3" in voice.formats else "wav"
+        if requested is None:  # OpenAI's default is mp3; the embedded voice's, wav
+            return voice, "mp3" if voice.name.startswith("openai:") else "wav"
         if requested not in ("wav", "mp3") or requested not in voice.formats:
             formats = ", ".join(sorted(f for f in voice.formats if f != "pcm"))
             raise AppError(INVALID_PAYLOAD, f"format: {voice.name} answers in {formats}")
