@@ -19,8 +19,8 @@ from app.files import UploadPart
 from app.ids import new_id
 from app.llm.base import ChatMessage, ChatParams, StreamEnd, TokenUsage
 from app.media.attachments import Attachment, attachment_type, media_kind
-from app.models import WS_SESSION, Message, Principal
-from app.schemas import CreateRoom, Payload
+from app.models import Message, Principal
+from app.schemas import Payload
 from app.services import Services
 from handlers.common import body, json_response, principal, query, services
 from handlers.files import file_service
@@ -109,10 +109,9 @@ async def chat_metrics(request: web.Request) -> web.Response:
 
 
 async def session_id(request: web.Request) -> web.Response:
-    room = await services(request).rooms.create_room(
-        principal(request), CreateRoom(title="WebSocket session"), kind=WS_SESSION
-    )
-    return json_response({"session_id": room.room_id})
+    """A new session id; a GET changes nothing: the room is made when a WebSocket opens."""
+    principal(request)
+    return json_response({"session_id": new_id()})
 
 
 async def aisuite_chat(request: web.Request) -> web.StreamResponse:
