@@ -7,8 +7,7 @@ from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import web
 
 from app.errors import PROVIDER_ERROR, AppError, error_from_exception, invalid
 from app.files import safe_filename
@@ -16,7 +15,8 @@ from app.speech.base import CONTENT_TYPES
 from app.speech.service import SpeechService
 from handlers.ai import run_events
 from handlers.common import json_response, principal, services
-from handlers.run_input import read_part, read_run_input
+from handlers.multipart import CappedMultipart
+from handlers.run_input import read_part, read_run_input, run_caps
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +36,15 @@ async def transcriptions(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/"):
         raise invalid("body: expected multipart/form-data with a `file` part")
     limit = int(services(request).settings.limits.max_upload_mb * 1024 * 1024)
+    body = CappedMultipart(request, run_caps(request))
     found: tuple[str, str, bytes] | None = None
-    try:
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                raise invalid("body: nested multipart bodies are not supported")
-            if part.name == "file" and found is None:
-                name = safe_filename(part.filename or "audio")
-                data = await read_part(part, limit, name)
-                found = (name, part.headers.get("Content-Type") or "", data)
-            else:
-                await part.release()
-    except (HttpProcessingError, ValueError, AssertionError, KeyError) as exc:
-        raise invalid(f"body: malformed multipart data ({type(exc).__name__})") from exc
+    async for part in body.parts():
+        if part.name == "file" and part.filename is not None and found is None:
+            name = safe_filename(part.filename or "audio")
+            data = await read_part(body, part, limit, name)
+            found = (name, part.headers.get("Content-Type") or "", data)
+        else:
+            await body.drain(part)
     if found is None:
         raise invalid("file: no part named `file`; e.g. curl -F file=@question.wav")
     name, mime, data = found

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import Field
 
 from app.errors import INVALID_PAYLOAD, PAYLOAD_TOO_LARGE, AppError, invalid
@@ -21,6 +20,7 @@ from app.files import safe_filename
 from app.media.attachments import Attachment
 from app.schemas import Payload, parse
 from handlers.common import form, services
+from handlers.multipart import MIB, CappedMultipart, MultipartCaps
 
 READ_CHUNK = 256 * 1024
 FIELD_BYTES = 1024 * 1024  # one text field of a multipart body
@@ -119,41 +119,45 @@ async def _read_json(request: web.Request, budget: _Budget) -> bytes:
     return b"".join(chunks)
 
 
+def run_caps(request: web.Request) -> MultipartCaps:
+    """Multipart caps of /run: the attachments' budget plus the text fields."""
+    limits = services(request).settings.limits
+    field = int(limits.max_multipart_field_kb * 1024)
+    total = int(limits.max_upload_mb * MIB) + 4 * field + MIB
+    return MultipartCaps(limits.max_multipart_parts, total, field,
+                         "limits.max_upload_mb for the attachments of one request")
+
+
 async def _multipart(request: web.Request, budget: _Budget) -> RunInput:
+    body = CappedMultipart(request, run_caps(request))
     fields: dict[str, str] = {}
     attachments: list[Attachment] = []
-    try:
-        reader = await request.multipart()
-        while True:
-            part = await reader.next()
-            if part is None:
-                break
-            if not isinstance(part, BodyPartReader):
-                raise invalid("body: nested multipart bodies are not supported")
-            if part.filename is None:
-                if part.name is not None:
-                    fields[part.name] = (await read_part(part, FIELD_BYTES, part.name)).decode(
-                        errors="replace")
-                continue
-            if part.name not in ("files", "file"):
-                raise invalid(f"{part.name}: send attachments as parts named `files`")
-            budget.count()
-            name = safe_filename(part.filename)
-            data = await read_part(part, budget.max_bytes - budget.used, name)
-            budget.take(len(data), name)
-            if not data:
-                raise invalid(f"{name}: the file is empty")
-            attachments.append(Attachment(name, part.headers.get("Content-Type"), data))
-    except (HttpProcessingError, ValueError, AssertionError, KeyError) as exc:
-        raise invalid(f"body: malformed multipart data ({type(exc).__name__})") from exc
+    async for part in body.parts():
+        if part.filename is None:
+            raw = await body.field(part)
+            if raw is None:
+                raise body.field_too_large(part.name)
+            if part.name is not None:
+                fields[part.name] = part.decode(raw).decode(errors="replace")
+            continue
+        if part.name not in ("files", "file"):
+            raise invalid(f"{part.name}: send attachments as parts named `files`")
+        budget.count()
+        name = safe_filename(part.filename)
+        data = await read_part(body, part, budget.max_bytes - budget.used, name)
+        budget.take(len(data), name)
+        if not data:
+            raise invalid(f"{name}: the file is empty")
+        attachments.append(Attachment(name, part.headers.get("Content-Type"), data))
     req = parse(Run, fields)
     return RunInput(req.text, req.model, req.chat_id, attachments)
 
 
-async def read_part(part: BodyPartReader, limit: int, what: str) -> bytes:
+async def read_part(body: CappedMultipart, part: BodyPartReader, limit: int, what: str) -> bytes:
+    """A file part's bytes, at most `limit` (`payload_too_large` naming it beyond)."""
     chunks: list[bytes] = []
     size = 0
-    while chunk := await part.read_chunk(READ_CHUNK):
+    async for chunk in body.chunks(part):
         size += len(chunk)
         if size > limit:
             raise AppError(PAYLOAD_TOO_LARGE, f"{what}: too large")
