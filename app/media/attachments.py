@@ -239,6 +239,8 @@ def _extract(name: str, filename: str, content_type: str | None, data: bytes) ->
             return [page.text for page in extract_text(name, content_type, path)]
         except AppError as exc:
             raise AppError(INVALID_PAYLOAD, f"{filename}: {exc.message}") from exc
+        except Exception as exc:  # parsers fail on hostile input in many ways
+            raise AppError(INVALID_PAYLOAD, f"{filename}: could not read it ({exc})") from exc
 
 
 class ChatFiles(Protocol):

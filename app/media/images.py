@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from typing import Any
 
 from app.errors import INVALID_PAYLOAD, AppError
 from app.llm.base import ImagePart
@@ -38,6 +39,17 @@ def prepare_image(data: bytes, filename: str, max_side: int = MAX_SIDE) -> Image
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
             Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise AppError(INVALID_PAYLOAD, f"{filename}: not a readable image ({exc})") from exc
+    except Exception as exc:  # a decoder's other failures on hostile input
+        raise AppError(INVALID_PAYLOAD, f"{filename}: not a readable image ({exc})") from exc
+    try:
+        return _encode(image, source_format, max_side)
+    except Exception as exc:  # an odd mode or a truncated frame found while re-encoding
+        raise AppError(INVALID_PAYLOAD, f"{filename}: not a readable image ({exc})") from exc
+
+
+def _encode(image: Any, source_format: str, max_side: int) -> ImagePart:
+    from PIL import Image
+
     if max(image.size) > max_side:
         image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     keep_png = source_format in ("PNG", "GIF") or image.mode in ("RGBA", "LA", "P", "PA")
