@@ -220,3 +220,22 @@ async def test_a_video_over_the_upload_limit_is_payload_too_large(make_settings:
         assert status == 413 and data["error"]["code"] == "payload_too_large", data
     finally:
         await server.close()
+
+
+async def test_a_corrupt_photo_in_a_room_ends_the_reply_with_invalid_payload(
+    server: Parlour, stub: tuple[OpenAIMediaStub, str],
+) -> None:
+    fake, _ = stub
+    user = await server.signup()
+    chat_id = await new_chat(server, user)
+    # PNG by its first bytes (so it is kept as image/png), but nothing after them.
+    status, data = await upload(server, user, chat_id,
+                                ("broken.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, None))
+    assert status == 201 and data["files"][0]["content_type"] == "image/png", data
+    client = await server.socket(user)
+    await client.ok("join_room", {"room_id": chat_id})
+    await client.ok("send_message", {"room_id": chat_id, "content": "what is it?",
+                                     "file_ids": [data["files"][0]["file_id"]]})
+    (error,) = await client.wait("error", timeout=30)
+    assert error["code"] == "invalid_payload" and "broken.png" in error["message"], error
+    assert fake.requests == []  # nothing reached the model
