@@ -50,7 +50,7 @@ from app.llm.local_server import LocalLlamaServer, LocalServerError, locate
 from app.llm.registry import ProviderRegistry, build_registry
 from app.llm.tokens import load_encoder
 from app.media.attachments import AttachmentReader, ChatAttachments
-from app.media.video import PyAVVideo
+from app.media.sandbox import MediaSandbox
 from app.metrics import Metrics
 from app.oidc import OIDCService
 from app.prompt_compiler import PromptCompiler
@@ -316,7 +316,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         speech = build_speech(settings.audio, settings.llm)
     except ValueError as exc:
         raise StartupError(str(exc)) from exc
-    reader = AttachmentReader(registry, speech.stt, PyAVVideo())
+    # Images and videos from users are decoded in capped worker processes.
+    media = MediaSandbox(settings.ingest)
+    reader = AttachmentReader(registry, speech.stt, media, media)
 
     # The assistant: one admission gate for every path, replies as tasks of their own.
     gate = AdmissionGate(settings.limits, settings.assistant, limiter, metrics)
@@ -404,6 +406,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         await presence.close()
         await oidc.close()
         await speech.close()
+        await media.close()
 
 
 async def _ping_mongo(mongo: Mongo) -> str:

@@ -64,6 +64,19 @@ class VideoReader(Protocol):
                                                                           list[ImagePart]]: ...
 
 
+class ImageDecoder(Protocol):
+    """Checks, resizes and re-encodes an image (app.media.sandbox, in a worker process)."""
+
+    async def image(self, data: bytes, filename: str) -> ImagePart: ...
+
+
+class ThreadImages:
+    """ImageDecoder in a worker thread of this process (tests and tools; not the server)."""
+
+    async def image(self, data: bytes, filename: str) -> ImagePart:
+        return await asyncio.to_thread(prepare_image, data, filename)
+
+
 class ModelLookup(Protocol):
     """The catalog entry of a model id, if listed (ProviderRegistry.model_info)."""
 
@@ -149,11 +162,12 @@ class AttachmentReader:
 
     def __init__(
         self, models: ModelLookup, transcriber: Transcriber | None = None,
-        video: VideoReader | None = None,
+        video: VideoReader | None = None, images: ImageDecoder | None = None,
     ) -> None:
         self._models = models
         self._transcriber = transcriber
         self._video = video
+        self._images = images or ThreadImages()
 
     def check_types(self, model_id: str, items: Sequence[tuple[str, str, int]]) -> None:
         """Before anything is stored: (filename, content type, size) against the model."""
@@ -177,8 +191,7 @@ class AttachmentReader:
                 raise no_vision(model_id)
             label = f"[Attachment: {attachment.filename} ({ctype or 'unknown type'})]"
             if kind == "image":
-                images.append(await asyncio.to_thread(
-                    prepare_image, attachment.data, attachment.filename))
+                images.append(await self._images.image(attachment.data, attachment.filename))
                 texts.append(f"{label} shown as an image.")
             elif kind == "audio":
                 transcript = await self._transcribe(attachment, ctype or "audio/wav")
