@@ -6,7 +6,6 @@ Sync functions: run them in a worker thread. Untrusted input: every decoder erro
 
 from __future__ import annotations
 
-import asyncio
 import io
 import wave
 from typing import Any
@@ -107,11 +106,3 @@ def _audio_wav(container: Any) -> bytes:
         for piece in resampler.resample(None):
             wav.writeframes(bytes(piece.planes[0])[: piece.samples * 2])
     return out.getvalue()
-
-
-class PyAVVideo:
-    """app.media.attachments.VideoReader with PyAV, off the event loop."""
-
-    async def read(self, data: bytes, filename: str, frames: int) -> tuple[bytes | None,
-                                                                          list[ImagePart]]:
-        return await asyncio.to_thread(video_parts, data, filename, frames)
