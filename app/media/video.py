@@ -1,6 +1,7 @@
 """Video and audio decoding with PyAV (FFmpeg's libraries in the wheel, no binary needed).
 
-Sync functions: run them in a worker thread. Untrusted input: every decoder error is
+Sync functions: the media worker process runs video_parts (app/media/sandbox.py), the
+embedded recogniser runs audio_to_wav in a thread. Untrusted input: every decoder error is
 `invalid_payload` naming the file.
 """
 
