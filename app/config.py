@@ -80,6 +80,15 @@ class AuthSettings(_Section):
     min_password_chars: int = Field(8, ge=1)
 
 
+BLOCKED_UPLOAD_TYPES = (
+    ".exe", ".dll", ".msi", ".msp", ".scr", ".com", ".bat", ".cmd", ".pif", ".cpl", ".vbs",
+    ".vbe", ".wsf", ".ps1", ".psm1", ".jar", ".apk", ".appx", ".dmg", ".pkg", ".deb", ".rpm",
+    ".so", ".dylib", ".elf", ".bin", ".run", ".app", ".lnk", ".reg", ".hta",
+    "application/x-msdownload", "application/x-dosexec", "application/x-executable",
+    "application/x-mach-binary", "application/x-sharedlib",
+)
+
+
 class LimitsSettings(_Section):
     max_message_chars: int = Field(16_000, ge=1)
     max_title_chars: int = Field(200, ge=1)
@@ -94,6 +103,8 @@ class LimitsSettings(_Section):
     max_files_per_upload: int = Field(20, ge=1)
     max_index_mb: float = Field(20, gt=0)
     max_chunks_per_document: int = Field(5000, ge=1)
+    # Chat uploads refused by extension (".exe") or by content type sniffed from the bytes.
+    blocked_upload_types: list[str] = Field(default_factory=lambda: list(BLOCKED_UPLOAD_TYPES))
     max_multipart_parts: int = Field(100, ge=1)
     max_multipart_field_kb: float = Field(256, gt=0)
 
@@ -161,6 +172,20 @@ class LLMSettings(_Section):
     openai_realtime_model: str = "gpt-realtime"
     extra_openai_compatible: dict[str, str] = {}
     request_timeout_seconds: float = Field(120.0, gt=0)
+
+
+class AudioSettings(_Section):
+    """Speech: recognition (audio attachments, /audio/transcriptions) and the spoken answer.
+
+    Empty model: `openai:...` when OPENAI_API_KEY is set, else the embedded one if installed.
+    """
+
+    stt_model: str = ""
+    tts_model: str = ""
+    tts_voice: str = ""
+    # Characters of one answer spoken at most (the rest is in the text answer).
+    max_speech_chars: int = Field(4000, ge=1)
+    request_timeout_seconds: float = Field(60.0, gt=0)
 
 
 class AssistantSettings(_Section):
@@ -283,6 +308,7 @@ class Settings(BaseSettings):
     assistant: AssistantSettings = AssistantSettings()
     tools: ToolsSettings = ToolsSettings()
     voice: VoiceSettings = VoiceSettings()
+    audio: AudioSettings = AudioSettings()
     oidc: dict[OIDCProviderName, OIDCProviderSettings] = {}
 
     @field_validator("oidc")

@@ -51,13 +51,18 @@ from app.llm.base import Provider
 from app.llm.local_server import LocalLlamaServer, LocalServerError, locate
 from app.llm.registry import ProviderRegistry, build_registry
 from app.llm.tokens import load_encoder
+from app.media.attachments import AttachmentReader, ChatAttachments
+from app.media.sandbox import MediaSandbox
 from app.metrics import Metrics
 from app.oidc import OIDCService
+from app.prompt_compiler import PromptCompiler
 from app.rag.embeddings import build_embedder
 from app.rag.ingest import Ingestor
 from app.rag.retrieval import RagRetriever, RecallIndexer
 from app.rooms import RoomService
 from app.services import Services
+from app.speech.factory import build_speech
+from app.speech.service import SpeechService
 from app.startup_checks import StartupError
 from app.stateless import StatelessAsk
 from app.token_versions import TokenVersions
@@ -316,6 +321,13 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         embedder, emitter, metrics, node_id, single_node=redis is None,
     )
     room_files = RoomFiles(file_store, blobs, vectors, ingestor.cancel)
+    try:
+        speech = build_speech(settings.audio, settings.llm)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
+    # Images and videos from users are decoded in capped worker processes.
+    media = MediaSandbox(settings.ingest)
+    reader = AttachmentReader(registry, speech.stt, media, media)
 
     # The assistant: one admission gate for every path, replies as tasks of their own.
     gate = AdmissionGate(settings.limits, settings.assistant, limiter, metrics)
@@ -336,6 +348,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     engine = AssistantEngine(
         settings.assistant, settings.llm, registry, room_store, message_store, emitter,
         streams, control, node_id, gate, accounting, retriever, answers, ReplyListeners(),
+        ChatAttachments(room_files, reader),
     )
     floor: FloorStore = RedisFloor(redis) if redis is not None else MemoryFloor()
     rooms = RoomService(
@@ -350,6 +363,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         control, node_id,
     )
     completions = CompletionService(settings.assistant, registry, gate, accounting)
+    speaking = SpeechService(settings.audio, speech, gate, metrics)
     engine.start()
     auth = AuthService(
         settings.auth, users, RefreshTokenStore(mongo), issuer, limiter, versions,
@@ -392,7 +406,10 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         registry=registry,
         ask=AskService(settings.assistant, rooms, engine),
         usage=UsageService(mongo, rooms, ledger), files=files, oidc=oidc, tools=tools,
-        stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever),
+        speech=speaking, prompt_compiler=PromptCompiler(
+            settings.limits, completions, settings.assistant.max_output_tokens),
+        stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever,
+                               reader),
     )
     await control.start()
     await presence.start()
@@ -411,6 +428,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         await close_client_manager(sio)
         await presence.close()
         await oidc.close()
+        await speech.close()
+        await media.close()
 
 
 async def _ping_mongo(mongo: Mongo) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,9 +38,13 @@ class RoomHooks(Protocol):
     """What the assistant engine adds to rooms."""
 
     async def admit_reply(
-        self, room: Room, principal: Principal, content: str, options: ReplyOptions
+        self, room: Room, principal: Principal, content: str, options: ReplyOptions,
+        file_ids: Sequence[str] = (),
     ) -> ReplyTicket | None:
-        """Reserve the reply a message asks for (raise if it cannot); None if it asks none."""
+        """Reserve the reply a message asks for (raise if it cannot); None if it asks none.
+
+        `file_ids` (already checked to be the room's) must suit the model that will answer.
+        """
 
     def start_reply(
         self, ticket: Any, room: Room, message: Message, options: ReplyOptions
@@ -66,7 +71,8 @@ class NoHooks:
     """Rooms without an assistant."""
 
     async def admit_reply(
-        self, room: Room, principal: Principal, content: str, options: ReplyOptions
+        self, room: Room, principal: Principal, content: str, options: ReplyOptions,
+        file_ids: Sequence[str] = (),
     ) -> ReplyTicket | None:
         return None
 

@@ -398,7 +398,9 @@ class RoomService:
         # A retry with a known client_msg_id is found by the insert (the unique index),
         # not by a read before every message; only a refusal looks for it first.
         try:
-            ticket = await self._hooks.admit_reply(room, principal, req.content, options)
+            ticket = await self._hooks.admit_reply(
+                room, principal, req.content, options, req.file_ids
+            )
         except AppError:
             existing = await self._sent_before(req)
             if existing is not None:

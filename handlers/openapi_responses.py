@@ -206,3 +206,20 @@ class Health(BaseModel):
     checks: dict[str, Check]
     version: str
     node_id: str
+
+
+class Transcription(BaseModel):
+    text: str
+
+
+class CompiledPrompt(BaseModel):
+    compiled_prompt: str
+    parameters: list[dict[str, Any]]
+
+
+class CompiledForm(CompiledPrompt):
+    form: dict[str, Any]
+
+
+class ParameterValues(BaseModel):
+    values: dict[str, Any]

@@ -142,9 +142,10 @@ export function makeActions(store, io) {
 
   // ---- messages ----------------------------------------------------------------------
 
-  async function sendMessage(roomId, content) {
+  async function sendMessage(roomId, content, fileIds = []) {
     stopTyping();
     const payload = { room_id: roomId, content, client_msg_id: randomId() };
+    if (fileIds.length) payload.file_ids = fileIds;
     const r = await attempt("send", () => callWithRetry(io(), "send_message", payload));
     if (r.ok) apply(u.messageReceived, r.value.message, Date.now());
     return r.ok;
@@ -210,11 +211,20 @@ export function makeActions(store, io) {
     try {
       const records = await api.upload(target, files, (fraction) => apply(u.uploadProgress, ids, fraction));
       apply(u.uploadStored, ids, records, target);
+      if (target.scope === "room" && store.get().rooms[target.room_id]) loadFiles(target.room_id);
+      return records;
     } catch (err) {
       const sentence = serverSentence(err);
       apply(u.uploadFailed, ids, sentence);
       apply(u.refused, key, sentence);
+      return null;
     }
+  }
+
+  /** Ask aloud in a chat: the spoken answer as a Blob, or null (the error is shown). */
+  async function askAloud(roomId, recording) {
+    const r = await attempt("send", () => api.runAudio(roomId, recording));
+    return r.ok ? r.value : null;
   }
 
   /** After a reconnect: read back the status of uploads whose last events we may have missed. */
@@ -292,7 +302,7 @@ export function makeActions(store, io) {
 
   return {
     reconcile, createRoom, updateRoom, invite, setRole, removeMember, leaveRoom, deleteRoom,
-    joinPublic, sendMessage, stop, regenerate, voiceStart, voiceChunk, voiceStop, voiceCancel, typing, stopTyping, upload, recheckUploads,
+    joinPublic, sendMessage, stop, regenerate, voiceStart, voiceChunk, voiceStop, voiceCancel, typing, stopTyping, upload, recheckUploads, askAloud,
     loadFiles, deleteFile, loadDocuments, deleteDocument, loadPublic, loadUsage, navigate,
     clearError: (key) => apply(u.clearError, key),
     dismiss: (id) => apply(u.dismiss, id),

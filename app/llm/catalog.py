@@ -36,6 +36,9 @@ class ModelInfo:
     # Audio tokens (Realtime models); None: billed like text.
     audio_input_per_mtok: float | None = None
     audio_output_per_mtok: float | None = None
+    # Reads images (attachments go as image parts) / audio natively.
+    vision: bool = False
+    audio: bool = False
 
     @property
     def notice(self) -> str | None:
@@ -54,6 +57,8 @@ class ModelInfo:
             "cached_per_mtok": self.cached_per_mtok,
             "available": available,
             "demo": self.demo,
+            "vision": self.vision,
+            "audio": self.audio,
             "notice": self.notice,
         }
 
@@ -84,6 +89,8 @@ def _parse_entry(entry: dict[str, Any], where: str) -> ModelInfo:
         demo=_flag(entry, "demo", model_id),
         audio_input_per_mtok=_optional(entry, "audio_input_per_mtok", model_id),
         audio_output_per_mtok=_optional(entry, "audio_output_per_mtok", model_id),
+        vision=_flag(entry, "vision", model_id),
+        audio=_flag(entry, "audio", model_id),
     )
 
 
