@@ -78,7 +78,8 @@ from app.usage import UsageService
 from app.voice.backends import build_backend
 from app.voice.service import VOICE_ROOM, VoiceService
 from app.voice.source import VoiceReplySource
-from app.voice.speech_port import NoSpeech, SpeechPort
+from app.voice.speech_adapter import SpeechAdapter
+from app.voice.speech_port import SpeechPort
 from app.voice.spoken import TypedReplyVoice
 from handlers.common import auth_middleware, cors_middleware, error_middleware
 from handlers.origins import OriginPolicy, origin_middleware
@@ -339,10 +340,11 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         DocumentTools(retriever, settings.vectors.top_k), *app[TOOL_SOURCES],
     ])
     # Voice turns' replies get their answers (spoken, or from the Realtime bridge) here.
-    speech: SpeechPort = app[SPEECH] or NoSpeech()
+    # Voice rooms hear and speak through the same recogniser and voice as /run/audio.
+    voice_speech: SpeechPort = app[SPEECH] or SpeechAdapter(speech.stt, speech.tts)
     answers = VoiceReplySource(
         app[REPLY_SOURCE] or ToolLoopSource(tools),
-        TypedReplyVoice(speech, emitter, VOICE_ROOM) if settings.voice.speak_typed_replies
+        TypedReplyVoice(voice_speech, emitter, VOICE_ROOM) if settings.voice.speak_typed_replies
         else None,
     )
     engine = AssistantEngine(
@@ -359,7 +361,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     voice = VoiceService(
         settings.voice, rooms, engine, floor, emitter, answers,
-        build_backend(settings, speech, emitter, partial(message_store.page, limit=20)),
+        build_backend(settings, voice_speech, emitter, partial(message_store.page, limit=20)),
         control, node_id,
     )
     completions = CompletionService(settings.assistant, registry, gate, accounting)
