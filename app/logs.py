@@ -47,6 +47,7 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
     def __init__(self, stream: TextIO | None = None, delay: float = 0.1,
                  max_bytes: int = 64 * 1024) -> None:
         super().__init__(stream)
+        self._follow_stderr = stream is None  # sys.stderr at write time, as logging.lastResort
         self._delay = delay
         self._max_bytes = max_bytes
         self._pending: list[str] = []
@@ -87,6 +88,8 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
 
     def _write(self) -> None:
         try:
+            if self._follow_stderr:
+                self.stream = sys.stderr
             if self._pending:
                 self.stream.write("".join(self._pending))
                 self._pending.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -10,6 +11,7 @@ from app.config import LimitsSettings
 from app.errors import (
     CONFLICT,
     FORBIDDEN,
+    NOT_FOUND,
     PAYLOAD_TOO_LARGE,
     AppError,
     invalid,
@@ -19,7 +21,7 @@ from app.errors import (
 from app.events import Emitter, room_channel
 from app.ids import new_id
 from app.limits import check_message_chars
-from app.models import Author, Member, Message, Principal, Role, Room, User, utcnow
+from app.models import WS_SESSION, Author, Member, Message, Principal, Role, Room, User, utcnow
 from app.room_hooks import InviteBook, ReplyOptions, RoomHooks
 from app.schemas import CreateRoom, Invite, RoomSettings, SendMessage
 from storage.messages import MessageStore
@@ -29,6 +31,8 @@ from storage.rooms import RoomStore
 from storage.users import UserStore
 
 log = logging.getLogger(__name__)
+# What GET /session_id hands out (new_id()): any other unknown id is just not found.
+_SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 FilesCheck = Callable[[str, list[str]], Awaitable[bool]]
@@ -144,9 +148,30 @@ class RoomService:
 
     # -- rooms ----------------------------------------------------------------------------
 
+    async def session_room(self, principal: Principal, room_id: str) -> Room:
+        """A plain-WebSocket session's room, created by its first use.
+
+        `GET /session_id` only hands out an id (a GET changes nothing); the room exists
+        once a WebSocket opens with it. Someone else's room stays `not_found`.
+        """
+        try:
+            return await self.load(principal, room_id, write=True)
+        except AppError as exc:
+            if exc.code != NOT_FOUND or not _SESSION_ID.fullmatch(room_id):
+                raise
+        try:
+            return await self.create_room(
+                principal, CreateRoom(title="WebSocket session"), kind=WS_SESSION,
+                room_id=room_id,
+            )
+        except AppError as exc:  # created meanwhile: the caller's (two tabs) or not
+            if exc.code != CONFLICT:
+                raise
+            return await self.load(principal, room_id, write=True)
+
     async def create_room(
         self, principal: Principal, req: CreateRoom, sid: str | None = None,
-        *, kind: str | None = None,
+        *, kind: str | None = None, room_id: str | None = None,
     ) -> Room:
         """A new room owned by the caller (joined on `sid` when given).
 
@@ -157,7 +182,7 @@ class RoomService:
             await self._hooks.validate_model(req.model)
         now = utcnow()
         doc: dict[str, Any] = {
-            "_id": new_id(),
+            "_id": room_id or new_id(),
             "title": (req.title or "New chat").strip(),
             "owner_id": principal.user_id,
             "room_type": req.room_type,

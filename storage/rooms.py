@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
-from app.errors import invalid
+from app.errors import CONFLICT, AppError, invalid
 from app.models import WS_SESSION, Member, Room
 from storage.control import ControlBus
 from storage.mongo import Mongo
@@ -86,8 +87,11 @@ class RoomStore:
             self._cache_seconds = max(self._cache_seconds, LOCAL_CACHE_SECONDS)
 
     async def insert(self, doc: Doc) -> Room:
-        """Store a new room document."""
-        await self._rooms.insert_one(doc)
+        """Store a new room document; `conflict` if its id is taken."""
+        try:
+            await self._rooms.insert_one(doc)
+        except DuplicateKeyError as exc:
+            raise AppError(CONFLICT, "a room with this id already exists") from exc
         return room_from_doc(doc)
 
     async def get(self, room_id: str) -> Room | None:
