@@ -118,6 +118,7 @@ class VoiceService:
             await self.backend.begin(turn, room)
             await self._emitter.voice_state(room_id, author_of(principal), "listening")
         except BaseException:
+            turn.ticket.release()
             await self._end(turn)
             raise
         return turn
