@@ -181,10 +181,6 @@ class VoiceService:
                 except Exception:
                     log.warning("dropping the turn of %s failed", sid, exc_info=True)
 
-    def state(self, room_id: str) -> Turn | None:
-        """This node's turn in a room, if any."""
-        return self._turns.get(room_id)
-
     async def close(self) -> None:
         """Drop every turn (shutdown), then close the backend's sessions."""
         for turn in list(self._turns.values()):
