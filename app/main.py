@@ -326,11 +326,13 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         DocumentTools(retriever, settings.vectors.top_k), *app[TOOL_SOURCES],
     ])
     # Voice turns' replies get their answers (spoken, or from the Realtime bridge) here.
-    speech: SpeechPort = app[SPEECH] or NoSpeech()
+    # Voice rooms hear and speak through this port. Once app/speech is here (media
+    # branch), it is `app[SPEECH] or SpeechAdapter(speech.stt, speech.tts)`.
+    voice_speech: SpeechPort = app[SPEECH] or NoSpeech()
     answers = VoiceReplySource(
         app[REPLY_SOURCE] or ToolLoopSource(tools),
-        TypedReplyVoice(speech, emitter, VOICE_ROOM) if settings.voice.speak_typed_replies
-        else None,
+        TypedReplyVoice(voice_speech, emitter, VOICE_ROOM)
+        if settings.voice.speak_typed_replies else None,
     )
     engine = AssistantEngine(
         settings.assistant, settings.llm, registry, room_store, message_store, emitter,
@@ -345,7 +347,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     voice = VoiceService(
         settings.voice, rooms, engine, floor, emitter, answers,
-        build_backend(settings, speech, emitter, partial(message_store.page, limit=20)),
+        build_backend(settings, voice_speech, emitter, partial(message_store.page, limit=20)),
         control, node_id,
     )
     completions = CompletionService(settings.assistant, registry, gate, accounting)
