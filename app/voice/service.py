@@ -118,6 +118,7 @@ class VoiceService:
             await self.backend.begin(turn, room)
             await self._emitter.voice_state(room_id, author_of(principal), "listening")
         except BaseException:
+            turn.ticket.release()
             await self._end(turn)
             raise
         return turn
@@ -179,10 +180,6 @@ class VoiceService:
                     await self._drop(turn)
                 except Exception:
                     log.warning("dropping the turn of %s failed", sid, exc_info=True)
-
-    def state(self, room_id: str) -> Turn | None:
-        """This node's turn in a room, if any."""
-        return self._turns.get(room_id)
 
     async def close(self) -> None:
         """Drop every turn (shutdown), then close the backend's sessions."""
