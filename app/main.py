@@ -27,6 +27,7 @@ from app.auth import AuthService
 from app.config import ConfigError, Settings
 from app.events import Emitter
 from app.files import FileService, RoomFiles
+from app.gateway import GatewayService, embedding_model_id
 from app.health import HealthService
 from app.ids import new_id
 from app.keys import (
@@ -346,12 +347,17 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     sio.register_namespace(BaseNamespace(DEFAULT, issuer, connections, emitter, metrics))
 
+    stateless = StatelessAsk(settings.limits, settings.assistant.name, completions, retriever)
+    gateway = GatewayService(
+        settings.limits, registry, stateless, gate, accounting, limiter, embedder,
+        embedding_model_id(settings.embeddings),
+    )
     app[SERVICES] = Services(
         settings=settings, node_id=node_id, metrics=metrics, mongo=mongo, issuer=issuer,
         auth=auth, rooms=rooms, health=health, engine=engine, registry=registry,
         ask=AskService(settings.assistant, rooms, engine),
         usage=UsageService(mongo, rooms, ledger), files=files, oidc=oidc, tools=tools,
-        stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever),
+        stateless=stateless, gateway=gateway,
     )
     await control.start()
     await presence.start()

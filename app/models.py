@@ -43,6 +43,8 @@ class Principal(_Record):
     email: str
     is_admin: bool = False
     expires_at: float = 0.0
+    # Set when the caller authenticated with a personal API key (its usage is per key too).
+    key_id: str | None = None
 
 
 class Author(_Record):

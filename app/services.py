@@ -9,6 +9,7 @@ from app.assistant.engine import AssistantEngine
 from app.auth import AuthService
 from app.config import Settings
 from app.files import FileService
+from app.gateway import GatewayService
 from app.health import HealthService
 from app.llm.registry import ProviderRegistry
 from app.metrics import Metrics
@@ -39,3 +40,4 @@ class Services:
     files: FileService | None = None
     oidc: OIDCService | None = None
     tools: ToolRegistry | None = None
+    gateway: GatewayService | None = None

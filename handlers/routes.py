@@ -8,7 +8,19 @@ from pathlib import Path
 from aiohttp import web
 
 from app.errors import not_found
-from handlers import ai, auth, chats, documents, files, internal, oidc, openapi, tools, ws
+from handlers import (
+    ai,
+    auth,
+    chats,
+    documents,
+    files,
+    gateway,
+    internal,
+    oidc,
+    openapi,
+    tools,
+    ws,
+)
 from handlers.methods import method_not_allowed
 
 
@@ -29,6 +41,7 @@ def setup_routes(app: web.Application, web_dir: Path) -> None:
     chats.setup(app)
     internal.setup(app)
     ai.setup(app)
+    gateway.setup(app)
     ws.setup(app)
     files.setup(app)
     documents.setup(app)

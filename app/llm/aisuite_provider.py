@@ -43,6 +43,8 @@ SDK: dict[str, tuple[str, str]] = {
     "groq": ("groq", "groq"),
     "aws": ("boto3", "boto3"),
 }
+# Providers whose API takes OpenAI's `tool_choice` and `response_format` as they are.
+OPENAI_SHAPED = frozenset({"groq"})
 # aisuite streams Anthropic natively; Groq and Bedrock only answer whole.
 STREAMING = frozenset({"anthropic"})
 
@@ -134,6 +136,10 @@ class AisuiteProvider:
             options["maxTokens" if self.name == "aws" else "max_tokens"] = params.max_tokens
         if params.tools:
             options["tools"] = openai_tools(params.tools)
+            if params.tool_choice is not None and self.name in OPENAI_SHAPED:
+                options["tool_choice"] = params.tool_choice
+        if params.response_format is not None and self.name in OPENAI_SHAPED:
+            options["response_format"] = params.response_format
         return options
 
     def _usage(self, raw: Any) -> TokenUsage | None:

@@ -54,11 +54,17 @@ class ChatMessage:
 
 @dataclass(frozen=True, slots=True)
 class ChatParams:
-    """Sampling options; None leaves the provider's default. `tools`: offered to the model."""
+    """Sampling options; None leaves the provider's default. `tools`: offered to the model.
+
+    `tool_choice` and `response_format` are OpenAI's request fields as the client sent them
+    (the `/v1` gateway); providers that have no equivalent leave them out.
+    """
 
     temperature: float | None = None
     max_tokens: int | None = None
     tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,6 +114,10 @@ class OpenAICompatProvider:
             options[self._max_tokens_field] = params.max_tokens
         if params.tools:
             options["tools"] = openai_tools(params.tools)
+            if params.tool_choice is not None:
+                options["tool_choice"] = params.tool_choice
+        if params.response_format is not None:
+            options["response_format"] = params.response_format
         return options
 
     async def stream_chat(
