@@ -16,6 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from app import __version__
+from app.api_keys import ApiKeyService
 from app.assistant.accounting import Accounting
 from app.assistant.admission import AdmissionGate
 from app.assistant.ask import AskService
@@ -68,6 +69,7 @@ from app.tools.notion import NotionTools
 from app.tools.registry import ToolRegistry
 from app.tools.source import ToolLoopSource
 from app.usage import UsageService
+from handlers.api_keys import api_key_middleware
 from handlers.common import cors_middleware, error_middleware
 from handlers.routes import setup_routes
 from namespaces.base import BaseNamespace
@@ -83,6 +85,7 @@ from namespaces.server import (
     close_all_sockets,
     close_client_manager,
 )
+from storage.api_keys import ApiKeyStore
 from storage.blobs import build_blob_store
 from storage.control import ControlBus, LocalControlBus, RedisControlBus
 from storage.embedded_mongo import EmbeddedMongo
@@ -322,6 +325,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.auth, users, RefreshTokenStore(mongo), issuer, limiter,
         on_signup=[rooms.accept_invites],
     )
+    api_keys = ApiKeyService(ApiKeyStore(mongo), users, control, auth.check_allowed)
     try:
         oidc = OIDCService(settings.oidc, auth, users, secret)
     except ValueError as exc:
@@ -343,9 +347,11 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
 
     connections = ConnectionRegistry(sio, emitter, settings.server.max_socket_queue)
     sio.register_namespace(
-        RealtimeNamespace(REALTIME, issuer, connections, emitter, metrics, rooms)
+        RealtimeNamespace(REALTIME, issuer, connections, emitter, metrics, rooms, api_keys)
     )
-    sio.register_namespace(BaseNamespace(DEFAULT, issuer, connections, emitter, metrics))
+    sio.register_namespace(
+        BaseNamespace(DEFAULT, issuer, connections, emitter, metrics, api_keys)
+    )
 
     stateless = StatelessAsk(settings.limits, settings.assistant.name, completions, retriever)
     gateway = GatewayService(
@@ -357,16 +363,18 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         auth=auth, rooms=rooms, health=health, engine=engine, registry=registry,
         ask=AskService(settings.assistant, rooms, engine),
         usage=UsageService(mongo, rooms, ledger), files=files, oidc=oidc, tools=tools,
-        stateless=stateless, gateway=gateway,
+        stateless=stateless, gateway=gateway, api_keys=api_keys,
     )
     await control.start()
     await presence.start()
     connections.start()
+    api_keys.start()
     log.info("parlour %s ready (node %s)", __version__, node_id)
     try:
         yield
     finally:
         await connections.stop()
+        await api_keys.close()
         await engine.close()
         await recall.close()
         await ingestor.close()
@@ -412,7 +420,7 @@ def create_app(
     `providers` adds LLM providers by name (tests inject a scripted one); `reply_source`
     replaces where replies' events come from (the plain provider call by default).
     """
-    middlewares = [error_middleware]
+    middlewares = [error_middleware, api_key_middleware]
     if settings.server.cors_origins:
         middlewares.insert(0, cors_middleware(settings.server.cors_origins))
     # One hard cap for a JSON body, a Socket.IO event and a WebSocket frame, well above

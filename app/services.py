@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.api_keys import ApiKeyService
 from app.assistant.ask import AskService
 from app.assistant.engine import AssistantEngine
 from app.auth import AuthService
@@ -41,3 +42,4 @@ class Services:
     oidc: OIDCService | None = None
     tools: ToolRegistry | None = None
     gateway: GatewayService | None = None
+    api_keys: ApiKeyService | None = None

@@ -10,6 +10,7 @@ from aiohttp import web
 from app.errors import not_found
 from handlers import (
     ai,
+    api_keys,
     auth,
     chats,
     documents,
@@ -42,6 +43,7 @@ def setup_routes(app: web.Application, web_dir: Path) -> None:
     internal.setup(app)
     ai.setup(app)
     gateway.setup(app)
+    api_keys.setup(app)
     ws.setup(app)
     files.setup(app)
     documents.setup(app)

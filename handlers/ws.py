@@ -10,6 +10,7 @@ import orjson
 from aiohttp import WSMsgType, web
 from pydantic import Field
 
+from app.api_keys import verify_token
 from app.assistant.ask import AskService
 from app.errors import UNAUTHORIZED, AppError, error_from_exception, invalid
 from app.limits import transport_cap_bytes
@@ -65,7 +66,7 @@ async def ws_chat(request: web.Request) -> web.StreamResponse:
     token = bearer_token(request) or request.query.get("token")
     if not token:
         raise AppError(UNAUTHORIZED, "missing token")
-    who = svc.issuer.verify_access(token)
+    who = await verify_token(token, svc.issuer, svc.api_keys)
     await svc.rooms.load(who, room_id, write=True)
     # The same hard cap as Socket.IO: a long message gets a payload_too_large frame.
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=transport_cap_bytes(svc.settings.limits))

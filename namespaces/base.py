@@ -10,7 +10,15 @@ from typing import Any
 
 import socketio
 
-from app.errors import INTERNAL, UNAUTHORIZED, AppError, error_from_exception, invalid
+from app.api_keys import ApiKeyService, verify_token
+from app.errors import (
+    FORBIDDEN,
+    INTERNAL,
+    UNAUTHORIZED,
+    AppError,
+    error_from_exception,
+    invalid,
+)
 from app.events import Emitter, user_channel
 from app.metrics import Metrics
 from app.models import Principal
@@ -53,9 +61,11 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         connections: ConnectionRegistry,
         emitter: Emitter,
         metrics: Metrics,
+        api_keys: ApiKeyService | None = None,
     ) -> None:
         super().__init__(namespace)
         self._issuer = issuer
+        self._api_keys = api_keys
         self._connections = connections
         self._emitter = emitter
         self._metrics = metrics
@@ -70,12 +80,12 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         try:
             if token is None:
                 raise AppError(UNAUTHORIZED, "missing token")
-            principal = self._issuer.verify_access(token)
+            principal = await verify_token(token, self._issuer, self._api_keys)
         except AppError as exc:
-            self._metrics.error(UNAUTHORIZED)
-            raise socketio.exceptions.ConnectionRefusedError(
-                "unauthorized", {"code": "unauthorized"}
-            ) from exc
+            # A key whose owner left the whitelist is forbidden, not unauthorized.
+            code = exc.code if exc.code == FORBIDDEN else UNAUTHORIZED
+            self._metrics.error(code)
+            raise socketio.exceptions.ConnectionRefusedError(code, {"code": code}) from exc
         self._connections.add(sid, principal, self.namespace)
         await self.enter_room(sid, user_channel(principal.user_id))
         self._metrics.connections.labels(namespace=self.namespace).inc()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from app.api_keys import ApiKeyService
 from app.events import Emitter
 from app.metrics import Metrics
 from app.models import Principal
@@ -41,8 +42,9 @@ class RealtimeNamespace(BaseNamespace):
         emitter: Emitter,
         metrics: Metrics,
         rooms: RoomService,
+        api_keys: ApiKeyService | None = None,
     ) -> None:
-        super().__init__(namespace, issuer, connections, emitter, metrics)
+        super().__init__(namespace, issuer, connections, emitter, metrics, api_keys)
         self._rooms = rooms
         for event, handler in {
             "create_room": self._create_room,
