@@ -104,6 +104,7 @@ async def test_chat_sync_and_async_streamed_and_not_with_usage(server: Parlour) 
     short, streamed = await asyncio.to_thread(sync_calls)
     assert short == "word0 word1 word2 " and streamed == FULL
     # Counted like every other call: the user's metrics, the ledger, Prometheus.
+    await ledger(server, user, count=4)  # a stream's usage is recorded as it ends
     status, metrics = await server.request("GET", "/api/v1/metrics", user)
     assert status == 200 and metrics["answers_by_path"]["gateway"] == 4
     assert metrics["tokens"]["output_tokens"] == 12 * 3 + 3
