@@ -11,6 +11,7 @@ import functools
 import logging
 import struct
 import time
+from contextlib import aclosing
 from typing import TypeVar
 
 import orjson
@@ -62,6 +63,8 @@ def openai_errors(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
+        except ConnectionResetError:
+            raise  # the client went away mid-answer: nobody to answer
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -119,28 +122,31 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 pass
             return json_response(completion_body(head, run.text, run.end))
         include_usage = req.stream_options is not None and req.stream_options.include_usage
-        chunks = completion_chunks(head, run.events, include_usage=include_usage)
-        # The first chunk that carries something comes before the response starts: a
-        # provider refusing at once is still an HTTP error with its status.
-        first = await anext(chunks)
-        second = await anext(chunks, None)
-        response = await sse_response(request)
-        try:
-            await sse_send(response, first)
-            if second is not None:
-                await sse_send(response, second)
-                async for chunk in chunks:
-                    await sse_send(response, chunk)
-        except (ConnectionResetError, OSError):
-            raise
-        except Exception as exc:
-            err = error_from_exception(exc)
-            if err.code == INTERNAL:
-                log.exception("chat completion stream failed")
-            services(request).metrics.error(err.code)
-            await sse_send(response, openai_error(err)[1])
-        await sse_send(response, b"[DONE]")
-        return response
+        async with aclosing(completion_chunks(
+            head, run.events, include_usage=include_usage
+        )) as chunks:
+            # The first chunk that carries something comes before the response starts: a
+            # provider refusing at once is still an HTTP error with its status.
+            first = await anext(chunks)
+            second = await anext(chunks, None)
+            response = await sse_response(request)
+            try:
+                await sse_send(response, first)
+                if second is not None:
+                    await sse_send(response, second)
+                    async for chunk in chunks:
+                        await sse_send(response, chunk)
+            except ConnectionResetError:
+                raise
+            except Exception as exc:
+                # The SDKs raise on a `data: {"error": ...}` line (openai.APIError).
+                err = error_from_exception(exc)
+                if err.code == INTERNAL:
+                    log.exception("chat completion stream failed")
+                services(request).metrics.error(err.code)
+                await sse_send(response, openai_error(err)[1])
+            await sse_send(response, b"[DONE]")
+            return response
 
 
 def _base64(vector: list[float]) -> str:

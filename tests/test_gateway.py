@@ -276,3 +276,35 @@ async def test_aisuite_chat_still_answers_with_shared_shapes(server: Parlour) ->
     status, data = await server.request("POST", "/api/v1/aisuite/chat", user, json={
         "model": "scripted:fixed", "messages": []})
     assert status == 422 and data["error"]["code"] == "invalid_payload"
+
+
+async def test_openapi_documents_the_gateway_and_key_routes(server: Parlour) -> None:
+    from tests.test_first_http import validator
+
+    user = await server.signup()
+    async with server.http.get(server.url + "/openapi.json") as resp:
+        spec = await resp.json()
+    for path, method in (("/v1/models", "get"), ("/v1/chat/completions", "post"),
+                         ("/v1/embeddings", "post"), ("/api/v1/keys", "post"),
+                         ("/api/v1/keys", "get"), ("/api/v1/keys/{key_id}", "delete")):
+        assert method in spec["paths"][path], path
+    chat = spec["paths"]["/v1/chat/completions"]["post"]
+    assert "text/event-stream" in chat["responses"]["200"]["content"]
+    assert chat["responses"]["default"]["content"]["application/json"]["schema"]["$ref"] \
+        .endswith("/OpenAIError")
+    client, _ = clients(server, user.token)
+    async with client:
+        listed = await client.models.with_raw_response.list()
+        done = await client.chat.completions.with_raw_response.create(
+            model="scripted:fixed", messages=HI)
+        vectors = await client.embeddings.with_raw_response.create(
+            model="local:all-MiniLM-L6-v2", input="x", encoding_format="float")
+    validator(spec, "OpenAIModelList").validate(listed.http_response.json())
+    validator(spec, "ChatCompletionAnswer").validate(done.http_response.json())
+    validator(spec, "EmbeddingList").validate(vectors.http_response.json())
+    async with server.http.post(server.url + "/v1/chat/completions", json={}) as resp:
+        validator(spec, "OpenAIError").validate(await resp.json())
+    status, created = await server.request("POST", "/api/v1/keys", user, json={"name": "spec"})
+    validator(spec, "ApiKeyCreated").validate(created)
+    status, keys = await server.request("GET", "/api/v1/keys", user)
+    validator(spec, "ApiKeys").validate(keys)
