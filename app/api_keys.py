@@ -14,7 +14,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,6 +78,7 @@ class ApiKeyService:
         control: ControlBus,
         check_allowed: Callable[[str], None],
         *,
+        on_revoked: Sequence[Callable[[str], None]] = (),
         cache_ttl: float = CACHE_TTL_SECONDS,
         touch_every: float = TOUCH_EVERY_SECONDS,
     ) -> None:
@@ -86,6 +87,8 @@ class ApiKeyService:
         self._control = control
         # AuthService.check_allowed: the whitelist, read at each use (raises forbidden).
         self._check_allowed = check_allowed
+        # Called on every node with a revoked key's id (its sockets are closed).
+        self._on_revoked = list(on_revoked)
         self._ttl = cache_ttl
         self._touch_every = touch_every
         self._cache: dict[str, _Entry] = {}
@@ -179,6 +182,8 @@ class ApiKeyService:
     async def _on_command(self, command: dict[str, Any]) -> None:
         if command.get("type") == REVOKED and isinstance(command.get("key_id"), str):
             self._forget(command["key_id"])
+            for hook in self._on_revoked:
+                hook(command["key_id"])
 
     # -- last used ------------------------------------------------------------------------
 

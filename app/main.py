@@ -325,7 +325,11 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.auth, users, RefreshTokenStore(mongo), issuer, limiter,
         on_signup=[rooms.accept_invites],
     )
-    api_keys = ApiKeyService(ApiKeyStore(mongo), users, control, auth.check_allowed)
+    connections = ConnectionRegistry(sio, emitter, settings.server.max_socket_queue)
+    api_keys = ApiKeyService(
+        ApiKeyStore(mongo), users, control, auth.check_allowed,
+        on_revoked=[connections.expire_key],
+    )
     try:
         oidc = OIDCService(settings.oidc, auth, users, secret)
     except ValueError as exc:
@@ -345,7 +349,6 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     await ingestor.start()
     recall.start()
 
-    connections = ConnectionRegistry(sio, emitter, settings.server.max_socket_queue)
     sio.register_namespace(
         RealtimeNamespace(REALTIME, issuer, connections, emitter, metrics, rooms, api_keys)
     )

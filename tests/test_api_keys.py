@@ -13,6 +13,7 @@ import socketio
 
 from tests.client import Parlour, User, start_parlour
 from tests.scripted_provider import ScriptedProvider
+from tests.servers import wait_for
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -70,6 +71,7 @@ async def test_a_key_works_everywhere_as_its_owner_until_revoked(server: Parlour
     sock = await server.socket(None, token=key)
     room = await sock.ok("create_room", {"title": "made with a key"})
     assert room["room"]["owner_id"] == user.user_id
+    other = await server.socket(user)  # the same user with the access token
 
     # A key cannot mint or revoke keys (a leaked one must not outlive its revocation).
     status, data = await server.request("POST", "/api/v1/keys", keyed, json={"name": "x"})
@@ -82,6 +84,10 @@ async def test_a_key_works_everywhere_as_its_owner_until_revoked(server: Parlour
 
     status, _ = await server.request("DELETE", f"/api/v1/keys/{created['id']}", user)
     assert status == 204
+    # The socket opened with the key ends (session_expired), the other one stays.
+    await sock.wait("session_expired", timeout=5)
+    await wait_for(lambda: not sock.sio.connected)
+    assert other.sio.connected and not other.named("session_expired")
     status, data = await server.request("GET", "/api/v1/auth/me", keyed)
     assert status == 401 and data["error"]["code"] == "unauthorized"
     async with gateway(server, key) as client:
