@@ -26,6 +26,7 @@ from app.tasks import cancel_and_wait
 from app.tokens import TokenIssuer
 from storage.api_keys import ApiKeyStore
 from storage.control import ControlBus
+from storage.usage import UsageStore
 from storage.users import UserStore
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,14 @@ def key_view(doc: dict[str, Any]) -> dict[str, Any]:
             "expires_at": _iso(doc.get("expires_at"))}
 
 
+def _usage(row: dict[str, Any] | None) -> dict[str, Any]:
+    row = row or {}
+    return {"requests": int(row.get("requests", 0)),
+            "input_tokens": int(row.get("input_tokens", 0)),
+            "output_tokens": int(row.get("output_tokens", 0)),
+            "cost_usd": round(float(row.get("cost_usd", 0.0)), 6)}
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     """What a key hash resolved to (`user` None: no live key has it)."""
@@ -75,6 +84,7 @@ class ApiKeyService:
         self,
         store: ApiKeyStore,
         users: UserStore,
+        ledger: UsageStore,
         control: ControlBus,
         check_allowed: Callable[[str], None],
         *,
@@ -84,6 +94,7 @@ class ApiKeyService:
     ) -> None:
         self._store = store
         self._users = users
+        self._ledger = ledger
         self._control = control
         # AuthService.check_allowed: the whitelist, read at each use (raises forbidden).
         self._check_allowed = check_allowed
@@ -119,9 +130,11 @@ class ApiKeyService:
                 "created_at": view["created_at"], "expires_at": view["expires_at"]}
 
     async def list(self, owner: Principal, limit: int = MAX_KEYS_PER_USER) -> list[dict[str, Any]]:
-        """The owner's live keys, newest first (never the keys themselves)."""
+        """The owner's live keys, newest first (never the keys themselves), with their usage."""
         self._refuse_keys(owner)
-        return [key_view(d) for d in await self._store.of_user(owner.user_id, limit)]
+        docs = await self._store.of_user(owner.user_id, limit)
+        totals = await self._ledger.totals_by_key(owner.user_id, [d["_id"] for d in docs])
+        return [{**key_view(d), "usage": _usage(totals.get(d["_id"]))} for d in docs]
 
     async def revoke(self, owner: Principal, key_id: str) -> None:
         """Revoke a key on every node; `not_found` for a key that is not the owner's."""

@@ -327,7 +327,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     connections = ConnectionRegistry(sio, emitter, settings.server.max_socket_queue)
     api_keys = ApiKeyService(
-        ApiKeyStore(mongo), users, control, auth.check_allowed,
+        ApiKeyStore(mongo), users, ledger, control, auth.check_allowed,
         on_revoked=[connections.expire_key],
     )
     try:

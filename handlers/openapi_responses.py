@@ -204,6 +204,13 @@ class Health(BaseModel):
 # -- personal API keys and the OpenAI-compatible gateway (/v1) ----------------------
 
 
+class KeyUsage(BaseModel):
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
 class ApiKey(BaseModel):
     id: str
     name: str
@@ -211,6 +218,7 @@ class ApiKey(BaseModel):
     created_at: str
     last_used_at: str | None
     expires_at: str | None
+    usage: KeyUsage  # every call made with the key (the usage ledger)
 
 
 class ApiKeys(BaseModel):

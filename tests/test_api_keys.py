@@ -57,7 +57,8 @@ async def test_a_key_works_everywhere_as_its_owner_until_revoked(server: Parlour
     status, listed = await server.request("GET", "/api/v1/keys", user)
     assert status == 200 and [k["id"] for k in listed["keys"]] == [created["id"]]
     assert set(listed["keys"][0]) == {"id", "name", "prefix", "created_at", "last_used_at",
-                                      "expires_at"}
+                                      "expires_at", "usage"}
+    assert listed["keys"][0]["usage"]["requests"] == 0
     assert listed["keys"][0]["last_used_at"] is None
 
     keyed = as_key(user, key)
@@ -81,6 +82,8 @@ async def test_a_key_works_everywhere_as_its_owner_until_revoked(server: Parlour
     await server.services.api_keys.flush()  # last use is written in batches
     status, listed = await server.request("GET", "/api/v1/keys", user)
     assert listed["keys"][0]["last_used_at"] is not None
+    assert listed["keys"][0]["usage"]["requests"] == 1  # the gateway call made with it
+    assert listed["keys"][0]["usage"]["output_tokens"] == 12
 
     status, _ = await server.request("DELETE", f"/api/v1/keys/{created['id']}", user)
     assert status == 204

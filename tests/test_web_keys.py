@@ -34,7 +34,7 @@ async def test_create_copy_use_and_revoke_a_key(web_server: Parlour, new_page: A
     row = page.get_by_role("list", name="Your API keys").get_by_role("listitem").filter(
         has_text="my editor")
     await expect(row).to_contain_text(key[:12])
-    await expect(row).to_contain_text("never used · expires in 29 days")
+    await expect(row).to_contain_text("never used · expires in 29 days · no calls yet")
     assert key not in await row.inner_text()  # the list shows the prefix only
 
     # Shown once: after "Done" (or a reload) the key is gone from the page.
@@ -49,6 +49,8 @@ async def test_create_copy_use_and_revoke_a_key(web_server: Parlour, new_page: A
         done = await client.chat.completions.create(
             model="scripted:fixed", messages=[{"role": "user", "content": "hi"}])
         assert done.choices[0].message.content
+        await page.reload()  # the list counts the key's calls
+        await expect(row).to_contain_text("1 call · ")
 
         await row.get_by_role("button", name="Revoke my editor").click()
         dialog = page.get_by_role("dialog")

@@ -1,7 +1,7 @@
 // The API keys page's pure logic: the key is kept only until dismissed; dates for people.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { expiry, keyCreated, keyList, keyRevoked, keysLoaded, lastUsed, newKeyDismissed } from "../../web/lib/apikeys.js";
+import { expiry, keyCreated, keyList, keyRevoked, keysLoaded, lastUsed, newKeyDismissed, usageLine } from "../../web/lib/apikeys.js";
 
 const A = { id: "a", name: "laptop", prefix: "plr_abcdefgh", created_at: "2026-01-02T00:00:00+00:00", last_used_at: null, expires_at: null };
 const B = { id: "b", name: "ci", prefix: "plr_zyxwvuts", created_at: "2026-01-05T00:00:00+00:00", last_used_at: null, expires_at: null };
@@ -40,4 +40,11 @@ test("dates read as people say them", () => {
   assert.equal(expiry({ expires_at: "2026-01-10T11:00:00Z" }, now), "expired");
   assert.equal(expiry({ expires_at: "2026-01-10T18:00:00Z" }, now), "expires today");
   assert.equal(expiry({ expires_at: "2026-01-13T13:00:00Z" }, now), "expires in 3 days");
+});
+
+test("a key's usage in one line", () => {
+  assert.equal(usageLine(A), "no calls yet");
+  assert.equal(usageLine({ usage: { requests: 0 } }), "no calls yet");
+  assert.equal(usageLine({ usage: { requests: 1, input_tokens: 1200, output_tokens: 34, cost_usd: 0 } }), "1 call · 1,234 tokens · $0");
+  assert.equal(usageLine({ usage: { requests: 3, input_tokens: 10, output_tokens: 5, cost_usd: 0.5 } }), "3 calls · 15 tokens · $0.500");
 });

@@ -3,6 +3,8 @@
 // `s.newKey` holds the one answer that carries a key itself ({id, name, key}) until the
 // user dismisses it: the server never shows that key again.
 
+import { formatCost, formatNumber } from "./format.js";
+
 /** GET /api/v1/keys answered (malformed entries left out). */
 export function keysLoaded(s, keys) {
   const apiKeys = {};
@@ -36,6 +38,15 @@ export function newKeyDismissed(s) {
 /** Keys newest first. */
 export function keyList(s) {
   return Object.values(s.apiKeys || {}).sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
+}
+
+/** "3 calls · 1,234 tokens · $0.0012" / "no calls yet" (the key's usage from GET /keys). */
+export function usageLine(key) {
+  const u = key && key.usage;
+  const calls = Number(u && u.requests) || 0;
+  if (!calls) return "no calls yet";
+  const tokens = (Number(u.input_tokens) || 0) + (Number(u.output_tokens) || 0);
+  return `${formatNumber(calls)} call${calls === 1 ? "" : "s"} · ${formatNumber(tokens)} tokens · ${formatCost(u.cost_usd)}`;
 }
 
 const DAY = 86_400_000;

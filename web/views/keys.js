@@ -1,6 +1,6 @@
 // The API keys page: create a key (shown once, with a copy button), list and revoke keys.
 
-import { expiry, keyList, lastUsed } from "../lib/apikeys.js";
+import { expiry, keyList, lastUsed, usageLine } from "../lib/apikeys.js";
 import { confirmDialog } from "./confirm.js";
 import { $, h, setText, show } from "./dom.js";
 
@@ -55,7 +55,7 @@ export function render(s, prev) {
   $("keys-list").replaceChildren(...keys.map((k) => h("li.item", { dataset: { keyId: k.id } },
     h("span.item-name", { text: k.name }),
     h("code.key-prefix", { text: `${k.prefix}…` }),
-    h("span.muted", { text: `${lastUsed(k, now)} · ${expiry(k, now)}` }),
+    h("span.muted", { text: `${lastUsed(k, now)} · ${expiry(k, now)} · ${usageLine(k)}` }),
     h("span.item-actions", {},
       h("button", { type: "button", id: `revoke-key-${k.id}`, dataset: { action: "revoke-key", target: k.id }, "aria-label": `Revoke ${k.name}`, disabled: s.busy[`key:${k.id}`], text: "Revoke" })),
     h("p.field-error", { role: "alert", text: s.errors[`key:${k.id}`] || "" }))));
