@@ -74,6 +74,14 @@ async def test_a_key_works_everywhere_as_its_owner_until_revoked(server: Parlour
     assert room["room"]["owner_id"] == user.user_id
     other = await server.socket(user)  # the same user with the access token
 
+    status, session = await server.request("GET", "/api/v1/session_id", keyed)
+    ws_url = f"{server.url}/api/v1/ws/chat?session_id={session['session_id']}&token={key}"
+    async with server.http.ws_connect(ws_url) as ws:  # the plain WebSocket takes keys too
+        await ws.send_json({"type": "message", "content": "hi"})
+        while (frame := await ws.receive_json(timeout=10))["type"] == "delta":
+            pass
+        assert frame["type"] == "done", frame
+
     # A key cannot mint or revoke keys (a leaked one must not outlive its revocation).
     status, data = await server.request("POST", "/api/v1/keys", keyed, json={"name": "x"})
     assert status == 403 and data["error"]["code"] == "forbidden"

@@ -232,6 +232,23 @@ async def test_concurrency_limit_is_a_rate_limit_error(make_settings: Any) -> No
         await server.close()
 
 
+async def test_the_message_rate_applies_to_gateway_calls(make_settings: Any) -> None:
+    server = await start_parlour(make_settings(limits__messages_per_minute=2),
+                                 providers={"scripted": ScriptedProvider()})
+    try:
+        user = await server.signup()
+        client, _ = clients(server, user.token)
+        async with client:
+            for _ in range(2):
+                await client.chat.completions.create(model="scripted:fixed", messages=HI)
+            with pytest.raises(openai.RateLimitError) as limited:
+                await client.chat.completions.create(model="scripted:fixed", messages=HI)
+        assert limited.value.code == "rate_limit_exceeded"
+        assert limited.value.response.headers["Retry-After"] == "60"
+    finally:
+        await server.close()
+
+
 async def test_provider_failing_mid_stream_raises_and_keeps_partial_usage(
     server: Parlour,
 ) -> None:
