@@ -9,7 +9,7 @@ import openai
 from playwright.async_api import expect
 
 from tests.client import Parlour
-from tests.web_fixtures import needs_chromium, sign_up
+from tests.web_fixtures import axe_violations, needs_chromium, sign_up
 
 pytestmark = needs_chromium
 
@@ -36,6 +36,8 @@ async def test_create_copy_use_and_revoke_a_key(web_server: Parlour, new_page: A
     await expect(row).to_contain_text(key[:12])
     await expect(row).to_contain_text("never used · expires in 29 days · no calls yet")
     assert key not in await row.inner_text()  # the list shows the prefix only
+    found = await axe_violations(page)
+    assert found == [], found
 
     # Shown once: after "Done" (or a reload) the key is gone from the page.
     await page.get_by_role("button", name="Done").click()
