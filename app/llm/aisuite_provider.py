@@ -59,6 +59,13 @@ def _original_message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def anthropic_tool_choice(choice: str | dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's `tool_choice` in Anthropic's shape (aisuite passes it on as it is)."""
+    if isinstance(choice, dict):
+        return {"type": "tool", "name": str((choice.get("function") or {}).get("name", ""))}
+    return {"type": {"required": "any"}.get(choice, choice)}  # auto, none, any
+
+
 def _request_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
     """Plain dicts with all system text merged first (Anthropic and Bedrock take one).
 
@@ -138,6 +145,8 @@ class AisuiteProvider:
             options["tools"] = openai_tools(params.tools)
             if params.tool_choice is not None and self.name in OPENAI_SHAPED:
                 options["tool_choice"] = params.tool_choice
+            elif params.tool_choice is not None and self.name == "anthropic":
+                options["tool_choice"] = anthropic_tool_choice(params.tool_choice)
         if params.response_format is not None and self.name in OPENAI_SHAPED:
             options["response_format"] = params.response_format
         return options
