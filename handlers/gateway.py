@@ -30,6 +30,7 @@ from app.errors import (
 )
 from app.gateway import GatewayService
 from app.ids import new_id
+from app.models import Principal
 from app.openai_api import (
     ChatCompletionRequest,
     EmbeddingRequest,
@@ -90,6 +91,14 @@ async def openai_body(request: web.Request, model: type[T]) -> T:
     return parse(model, data)
 
 
+def caller(request: web.Request) -> Principal:
+    """The caller of a `/v1` route: the `Authorization` header only, as OpenAI clients send
+    it (never the web client's cookie, so a page elsewhere cannot spend on your behalf)."""
+    if not request.headers.get("Authorization", "").lower().startswith("bearer "):
+        raise AppError(UNAUTHORIZED, "no API key: send `Authorization: Bearer plr_...`")
+    return principal(request)
+
+
 def gateway(request: web.Request) -> GatewayService:
     """The gateway service (built in services_ctx)."""
     svc = services(request).gateway
@@ -100,19 +109,19 @@ def gateway(request: web.Request) -> GatewayService:
 
 @openai_errors
 async def list_models(request: web.Request) -> web.Response:
-    principal(request)
+    caller(request)
     return json_response({"object": "list", "data": gateway(request).models()})
 
 
 @openai_errors
 async def get_model(request: web.Request) -> web.Response:
-    principal(request)
+    caller(request)
     return json_response(gateway(request).model(request.match_info["model"]))
 
 
 @openai_errors
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    who = principal(request)
+    who = caller(request)
     req = await openai_body(request, ChatCompletionRequest)
     async with gateway(request).chat(who, req) as run:
         head = {"id": f"chatcmpl-{new_id()[:24]}", "created": int(time.time()),
@@ -156,7 +165,7 @@ def _base64(vector: list[float]) -> str:
 
 @openai_errors
 async def embeddings(request: web.Request) -> web.Response:
-    who = principal(request)
+    who = caller(request)
     req = await openai_body(request, EmbeddingRequest)
     svc = gateway(request)
     vectors, tokens = await svc.embed(who, req)

@@ -118,8 +118,8 @@ OPENAI_ERROR = {
     "properties": {"error": {"type": "object", "required": ["message", "type", "code"],
                              "properties": {
                                  "message": {"type": "string"}, "type": {"type": "string"},
-                                 "code": {"type": "string", "nullable": True},
-                                 "param": {"type": "string", "nullable": True}}}},
+                                 "code": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                                 "param": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}},
 }
 ERROR = {
     "type": "object",
