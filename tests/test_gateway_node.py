@@ -26,13 +26,22 @@ async def _npm_ci() -> None:
         return
     npm = shutil.which("npm")
     if npm is None:
-        pytest.fail("the JavaScript SDK test needs npm (apt-get install npm)", pytrace=False)
+        _unavailable("the JavaScript SDK test needs npm (apt-get install npm)")
+        return
     proc = await asyncio.create_subprocess_exec(
         npm, "ci", "--prefer-offline", "--no-audit", "--no-fund", cwd=SDK_DIR,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 300)
-    assert proc.returncode == 0, f"npm ci in {SDK_DIR} failed:\n{out.decode()[-2000:]}"
+    if proc.returncode != 0:
+        _unavailable(f"npm ci in {SDK_DIR} failed (no registry?):\n{out.decode()[-1500:]}")
+
+
+def _unavailable(reason: str) -> None:
+    """Outside CI a machine without npm (or the registry) skips this test; CI must run it."""
+    if os.environ.get("CI"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 async def test_the_openai_npm_package_against_a_live_server(make_settings: Any) -> None:
