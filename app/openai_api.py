@@ -99,6 +99,9 @@ class StreamOptions(_Lenient):
     include_usage: bool = False
 
 
+EXTRA_FIELDS = ("top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
+
+
 class ChatCompletionRequest(_Lenient):
     """`POST /v1/chat/completions`: the fields Parlour acts on (others are ignored)."""
 
@@ -113,6 +116,12 @@ class ChatCompletionRequest(_Lenient):
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     response_format: ResponseFormat | None = None
     n: int | None = Field(None, ge=1, le=1, description="only 1 is supported")
+    # Passed to OpenAI-compatible providers as they are (others have no equivalent).
+    top_p: float | None = Field(None, ge=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
 
 
 class EmbeddingRequest(_Lenient):
@@ -171,6 +180,8 @@ def to_chat(req: ChatCompletionRequest) -> tuple[list[ChatMessage], ChatParams]:
         tool_choice=choice,
         response_format=(req.response_format.model_dump(exclude_none=True)
                          if req.response_format is not None else None),
+        openai_extra={f: getattr(req, f) for f in EXTRA_FIELDS
+                      if getattr(req, f) is not None} or None,
     )
     return messages, params
 

@@ -171,6 +171,7 @@ async def test_openai_fields_reach_an_openai_compatible_provider(
                     model="stub:any-model", messages=HI, tools=[WEATHER],
                     tool_choice={"type": "function", "function": {"name": "get_weather"}},
                     response_format={"type": "json_object"}, max_tokens=7,
+                    top_p=0.5, stop=["\n\n"], seed=3,
                 )
         finally:
             await server.close()
@@ -178,6 +179,7 @@ async def test_openai_fields_reach_an_openai_compatible_provider(
     assert sent["model"] == "any-model" and sent["max_tokens"] == 7
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
     assert sent["response_format"] == {"type": "json_object"}
+    assert (sent["top_p"], sent["stop"], sent["seed"]) == (0.5, ["\n\n"], 3)
     assert sent["tools"][0]["function"]["name"] == "get_weather"
     calls = done.choices[0].message.tool_calls or []
     assert calls[0].function.arguments == '{"city": "Oslo"}'  # type: ignore[union-attr]

@@ -65,6 +65,9 @@ class ChatParams:
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+    # Other OpenAI sampling fields (top_p, stop, seed, penalties), for OpenAI-compatible
+    # providers only.
+    openai_extra: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

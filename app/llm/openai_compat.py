@@ -118,6 +118,8 @@ class OpenAICompatProvider:
                 options["tool_choice"] = params.tool_choice
         if params.response_format is not None:
             options["response_format"] = params.response_format
+        if params.openai_extra:
+            options.update(params.openai_extra)
         return options
 
     async def stream_chat(
