@@ -76,8 +76,9 @@ class GatewayService:
                     "name": info.name, "context_window": info.context_window,
                 }
         default = self._registry.default_model()
-        if default is not None and default not in entries:
-            provider = default.partition(":")[0]
+        provider = (default or "").partition(":")[0]
+        if default is not None and default not in entries \
+                and self._registry.is_available(provider):
             entries[default] = {"id": default, "object": "model", "created": 0,
                                 "owned_by": provider, "name": default}
         entries[self.embedding_model] = {
