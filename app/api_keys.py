@@ -14,16 +14,18 @@ import logging
 import re
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app.auth import API_KEY_PREFIX, email_allowed
+from app.config import AuthSettings
 from app.errors import FORBIDDEN, UNAUTHORIZED, AppError, invalid, not_found
 from app.ids import new_id
 from app.models import Principal, User, utcnow
 from app.tasks import cancel_and_wait
-from app.tokens import TokenIssuer
 from storage.api_keys import ApiKeyStore
 from storage.control import ControlBus
 from storage.usage import UsageStore
@@ -31,7 +33,7 @@ from storage.users import UserStore
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "plr_"
+KEY_PREFIX = API_KEY_PREFIX
 _KEY_SHAPE = re.compile(r"^plr_[A-Za-z0-9_-]{43}$")
 SHOWN_CHARS = 12  # `prefix`: what a list shows to tell keys apart
 MAX_KEYS_PER_USER = 50
@@ -86,7 +88,7 @@ class ApiKeyService:
         users: UserStore,
         ledger: UsageStore,
         control: ControlBus,
-        check_allowed: Callable[[str], None],
+        auth_settings: AuthSettings,
         *,
         on_revoked: Sequence[Callable[[str], None]] = (),
         cache_ttl: float = CACHE_TTL_SECONDS,
@@ -96,8 +98,9 @@ class ApiKeyService:
         self._users = users
         self._ledger = ledger
         self._control = control
-        # AuthService.check_allowed: the whitelist, read at each use (raises forbidden).
-        self._check_allowed = check_allowed
+        # auth.allowed_emails / allowed_domains, read at each use.
+        self._auth_settings = auth_settings
+        self._revoked: OrderedDict[str, None] = OrderedDict()  # ids heard of, bounded
         # Called on every node with a revoked key's id (its sockets are closed).
         self._on_revoked = list(on_revoked)
         self._ttl = cache_ttl
@@ -142,6 +145,7 @@ class ApiKeyService:
         if not await self._store.revoke(owner.user_id, key_id, utcnow()):
             raise not_found("key")
         self._forget(key_id)
+        self._note_revoked(key_id)
         await self._control.publish({"type": REVOKED, "key_id": key_id})
 
     @staticmethod
@@ -165,7 +169,8 @@ class ApiKeyService:
             raise AppError(UNAUTHORIZED, "invalid API key (revoked or unknown)")
         if entry.expires_at is not None and entry.expires_at <= datetime.now(UTC):
             raise AppError(UNAUTHORIZED, "API key expired")
-        self._check_allowed(entry.user.email)
+        if not email_allowed(self._auth_settings, entry.user.email):
+            raise AppError(FORBIDDEN, "the key's owner is no longer allowed on this server")
         self._used[entry.key_id] = utcnow()
         return Principal(
             user_id=entry.user.user_id, name=entry.user.name, email=entry.user.email,
@@ -187,6 +192,15 @@ class ApiKeyService:
         self._cache[digest] = entry
         return entry
 
+    def revoked(self, key_id: str) -> bool:
+        """True when this node heard that the key was revoked (no I/O; for live sockets)."""
+        return key_id in self._revoked
+
+    def _note_revoked(self, key_id: str) -> None:
+        self._revoked[key_id] = None
+        while len(self._revoked) > CACHE_MAX_ENTRIES:
+            self._revoked.popitem(last=False)
+
     def _forget(self, key_id: str) -> None:
         for digest, entry in list(self._cache.items()):
             if entry.key_id == key_id:
@@ -195,6 +209,7 @@ class ApiKeyService:
     async def _on_command(self, command: dict[str, Any]) -> None:
         if command.get("type") == REVOKED and isinstance(command.get("key_id"), str):
             self._forget(command["key_id"])
+            self._note_revoked(command["key_id"])
             for hook in self._on_revoked:
                 hook(command["key_id"])
 
@@ -225,9 +240,3 @@ class ApiKeyService:
         self._task = None
         await self.flush()
 
-
-async def verify_token(token: str, issuer: TokenIssuer, keys: ApiKeyService | None) -> Principal:
-    """The principal of an access token or (`plr_...`) a personal API key."""
-    if token.startswith(KEY_PREFIX) and keys is not None:
-        return await keys.authenticate(token)
-    return issuer.verify_access(token)

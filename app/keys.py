@@ -8,11 +8,9 @@ from redis.asyncio import Redis
 
 from app.assistant.source import ReplySource
 from app.config import Settings
-from app.errors import AppError
 from app.llm.base import Provider
 from app.llm.local_server import LocalLlamaServer
 from app.llm.registry import ProviderRegistry
-from app.models import Principal
 from app.rag.embeddings import Embedder
 from app.services import Services
 from app.tools.base import ToolSource
@@ -36,5 +34,3 @@ VECTORS: web.AppKey[VectorStore] = web.AppKey("vectors")
 EMBEDDER: web.AppKey[Embedder] = web.AppKey("embedder")
 # Calendar, Notion and MCP tools, opened in tools_ctx (search_documents joins in services).
 TOOL_SOURCES: web.AppKey[list[ToolSource]] = web.AppKey("tool_sources")
-# Per request: a `plr_` bearer key's principal, or why it was refused (handlers/api_keys.py).
-API_KEY_PRINCIPAL: web.RequestKey[Principal | AppError] = web.RequestKey("api_key_principal")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from app.api_keys import ApiKeyService
 from app.assistant.ask import AskService
 from app.assistant.engine import AssistantEngine
-from app.auth import AuthService
+from app.auth import Authenticator, AuthService
 from app.config import Settings
 from app.files import FileService
 from app.gateway import GatewayService
@@ -30,6 +30,7 @@ class Services:
     metrics: Metrics
     mongo: Mongo
     issuer: TokenIssuer
+    authenticator: Authenticator
     auth: AuthService
     rooms: RoomService
     health: HealthService

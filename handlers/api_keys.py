@@ -1,4 +1,4 @@
-"""Personal API keys: `/api/v1/keys`, and the middleware that checks `plr_` bearer keys."""
+"""Personal API keys: `/api/v1/keys` (keys authenticate through app.auth.Authenticator)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import logging
 from aiohttp import web
 from pydantic import Field
 
-from app.api_keys import KEY_PREFIX, ApiKeyService
-from app.errors import INTERNAL, UNAVAILABLE, AppError, error_from_exception
-from app.keys import API_KEY_PRINCIPAL, SERVICES
+from app.api_keys import ApiKeyService
+from app.errors import UNAVAILABLE, AppError
 from app.schemas import Payload
-from handlers.common import Handler, bearer_token, body, json_response, principal, services
+from handlers.common import body, json_response, principal, services
 
 log = logging.getLogger("parlour.http")
 
@@ -27,23 +26,6 @@ def api_keys(request: web.Request) -> ApiKeyService:
     if keys is None:
         raise AppError(UNAVAILABLE, "API keys are not available")
     return keys
-
-
-@web.middleware
-async def api_key_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Resolve a `plr_` bearer key once per request (`principal()` reads the outcome)."""
-    token = bearer_token(request)
-    svc = request.app.get(SERVICES)
-    if token is not None and token.startswith(KEY_PREFIX) and svc is not None \
-            and svc.api_keys is not None:
-        try:
-            request[API_KEY_PRINCIPAL] = await svc.api_keys.authenticate(token)
-        except Exception as exc:
-            err = error_from_exception(exc)
-            if err.code == INTERNAL:
-                log.exception("checking an API key failed")
-            request[API_KEY_PRINCIPAL] = err
-    return await handler(request)
 
 
 async def create_key(request: web.Request) -> web.Response:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import not_found
 from app.keys import SETTINGS
-from app.oidc import OIDCService
+from app.oidc import LinkPending, OIDCService
 from app.schemas import Payload
 from handlers.auth import REFRESH_COOKIE_PATH, with_cookies
-from handlers.common import json_response, principal, query, services
+from handlers.common import body, client_ip, json_response, principal, query, services
 
 STATE_COOKIE = "parlour_oidc_state"
+LINK_COOKIE = "parlour_sso_link"
+# Where the browser lands when a sign-on must be confirmed with the account's password.
+LINK_PAGE = "/?link=sso"
+
+
+class LinkConfirm(Payload):
+    password: str = Field(min_length=1, max_length=4096)
 
 
 class OIDCLogin(Payload):
@@ -62,10 +69,35 @@ async def callback(request: web.Request) -> web.Response:
         provider, code=req.code, state=req.state, error=req.error, issuer=req.iss,
         state_token=request.cookies.get(STATE_COOKIE),
     )
-    response = web.Response(status=302, headers={"Location": result.next_path})
-    # The very cookies of a password log-in.
-    response.cookies.update(with_cookies(request, result.session).cookies)
+    if isinstance(result, LinkPending):
+        # The web client asks for the account's password (GET/POST /api/v1/auth/link).
+        response = web.Response(status=302, headers={"Location": LINK_PAGE})
+        response.set_cookie(
+            LINK_COOKIE, result.link_token, max_age=result.max_age, path=REFRESH_COOKIE_PATH,
+            httponly=True, samesite="Lax", secure=request.app[SETTINGS].auth.cookie_secure,
+        )
+    else:
+        response = web.Response(status=302, headers={"Location": result.next_path})
+        # The very cookies of a password log-in.
+        response.cookies.update(with_cookies(request, result.session).cookies)
     response.del_cookie(STATE_COOKIE, path=REFRESH_COOKIE_PATH)
+    return response
+
+
+async def pending_link(request: web.Request) -> web.Response:
+    """The link waiting for a password in this browser: `{email, provider}`; 401 if none."""
+    claims = _oidc(request).pending_link(request.cookies.get(LINK_COOKIE))
+    return json_response({"email": claims["eml"], "provider": claims["prv"]})
+
+
+async def confirm_link(request: web.Request) -> web.Response:
+    """The account's password links the single sign-on identity and logs in."""
+    req = await body(request, LinkConfirm)
+    result = await _oidc(request).confirm_link(
+        request.cookies.get(LINK_COOKIE), req.password, client_ip(request)
+    )
+    response = with_cookies(request, result.session)
+    response.del_cookie(LINK_COOKIE, path=REFRESH_COOKIE_PATH)
     return response
 
 
@@ -85,5 +117,7 @@ def setup(app: web.Application) -> None:
     """Register the OpenID Connect routes."""
     app.router.add_get("/api/v1/auth/providers", providers)
     app.router.add_get("/api/v1/auth/validate-token", validate_token)
+    app.router.add_get("/api/v1/auth/link", pending_link)
+    app.router.add_post("/api/v1/auth/link", confirm_link)
     app.router.add_get("/api/v1/auth/{provider}/login", login)
     app.router.add_get("/api/v1/auth/{provider}/callback", callback)

@@ -10,7 +10,7 @@ from typing import Any
 
 import socketio
 
-from app.api_keys import ApiKeyService, verify_token
+from app.auth import Authenticator
 from app.errors import (
     FORBIDDEN,
     INTERNAL,
@@ -23,7 +23,6 @@ from app.events import Emitter, user_channel
 from app.metrics import Metrics
 from app.models import Principal
 from app.schemas import AuthRefresh, parse
-from app.tokens import TokenIssuer
 from namespaces.connections import ConnectionRegistry
 from namespaces.server import ack_requested
 
@@ -57,15 +56,13 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(
         self,
         namespace: str,
-        issuer: TokenIssuer,
+        authenticator: Authenticator,
         connections: ConnectionRegistry,
         emitter: Emitter,
         metrics: Metrics,
-        api_keys: ApiKeyService | None = None,
     ) -> None:
         super().__init__(namespace)
-        self._issuer = issuer
-        self._api_keys = api_keys
+        self._authenticator = authenticator
         self._connections = connections
         self._emitter = emitter
         self._metrics = metrics
@@ -80,7 +77,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         try:
             if token is None:
                 raise AppError(UNAUTHORIZED, "missing token")
-            principal = await verify_token(token, self._issuer, self._api_keys)
+            principal = await self._authenticator.authenticate(token)
         except AppError as exc:
             # A key whose owner left the whitelist is forbidden, not unauthorized.
             code = exc.code if exc.code == FORBIDDEN else UNAUTHORIZED
@@ -140,7 +137,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _auth_refresh(self, sid: str, principal: Principal, payload: Any) -> dict[str, Any]:
         req = parse(AuthRefresh, payload)
-        fresh = self._issuer.verify_access(req.token)
+        fresh = await self._authenticator.authenticate(req.token)
         if fresh.user_id != principal.user_id:
             raise AppError(UNAUTHORIZED, "token belongs to another user")
         conn = self._connections.get(sid)

@@ -12,6 +12,7 @@ import socketio
 from app.events import Emitter
 from app.models import Principal
 from app.tasks import cancel_and_wait
+from app.token_versions import TokenVersions
 from namespaces.server import close_socket
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,12 @@ class Connection:
 class ConnectionRegistry:
     """Local sockets by sid; a periodic sweep disconnects expired and backed-up clients."""
 
-    def __init__(self, sio: socketio.AsyncServer, emitter: Emitter, max_queue: int) -> None:
+    def __init__(
+        self, sio: socketio.AsyncServer, emitter: Emitter, max_queue: int,
+        versions: TokenVersions,
+    ) -> None:
         self._sio = sio
+        self._versions = versions
         self._emitter = emitter
         self._max_queue = max_queue
         self._conns: dict[str, Connection] = {}
@@ -71,11 +76,13 @@ class ConnectionRegistry:
                 log.exception("connection sweep failed")
 
     async def sweep(self) -> None:
-        """Expire sessions whose token ran out; drop clients whose send queue backed up."""
+        """Expire sessions whose token ran out or was revoked (log-out elsewhere, account
+        deleted: known from the cache, no I/O); drop clients whose send queue backed up."""
         now = time.time()
         for sid, conn in list(self._conns.items()):
-            if conn.principal.expires_at and conn.principal.expires_at <= now:
-                log.info("session expired for %s (%s)", conn.principal.user_id, sid)
+            expired = conn.principal.expires_at and conn.principal.expires_at <= now
+            if expired or self._versions.revoked(conn.principal):
+                log.info("session ended for %s (%s)", conn.principal.user_id, sid)
                 await self._emitter.session_expired(sid)
                 # Bounded: a client that also stopped reading must not stall the sweep.
                 try:
