@@ -144,6 +144,21 @@ async def test_expired_malformed_and_unknown_keys_are_refused(server: Parlour) -
     assert "expired" in data["error"]["message"]
 
 
+async def test_a_key_outlives_its_owners_log_out(server: Parlour) -> None:
+    user = await server.signup()
+    key = (await new_key(server, user))["key"]
+    status, _ = await server.request("POST", "/api/v1/auth/logout", user,
+                                     json={"refresh_token": user.refresh_token})
+    assert status == 204
+    status, _ = await server.request("GET", "/api/v1/auth/me", user)
+    assert status == 401  # the session ended
+    server.http.cookie_jar.clear()
+    status, me = await server.request("GET", "/api/v1/auth/me", as_key(user, key))
+    assert status == 200 and me["user"]["user_id"] == user.user_id  # the key did not
+    sock = await server.socket(None, token=key)
+    assert (await sock.ok("create_room", {"title": "after log-out"}))["room"]["room_id"]
+
+
 async def test_owner_off_the_whitelist_is_forbidden(server: Parlour) -> None:
     user = await server.signup()
     key = (await new_key(server, user))["key"]
