@@ -286,8 +286,8 @@ def openai_error(err: AppError) -> tuple[int, dict[str, Any]]:
     param: str | None = None
     if isinstance(err, ModelNotFound):
         code, param = "model_not_found", "model"
-    elif err.code == INVALID_PAYLOAD and err.status == 405:
-        status = 405
+    elif err.code == INVALID_PAYLOAD and err.status in (405, 415):
+        status = err.status
     elif err.code == PAYLOAD_TOO_LARGE and "context window" in err.message:
         code = "context_length_exceeded"
     match = _FIELD.match(err.message)

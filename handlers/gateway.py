@@ -19,7 +19,6 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from app.errors import (
-    DEFAULT_RETRY_AFTER,
     INTERNAL,
     INVALID_PAYLOAD,
     NOT_FOUND,
@@ -40,7 +39,15 @@ from app.openai_api import (
 )
 from app.schemas import parse
 from handlers.ai import sse_response, sse_send
-from handlers.common import Handler, json_response, principal, services
+from handlers.common import (
+    Handler,
+    error_response,
+    is_json,
+    json_response,
+    principal,
+    services,
+)
+from handlers.origins import unsupported_media_type
 
 log = logging.getLogger("parlour.http")
 
@@ -50,11 +57,7 @@ _HTTP_CODES = {401: UNAUTHORIZED, 404: NOT_FOUND, 413: PAYLOAD_TOO_LARGE}
 
 def openai_response(err: AppError) -> web.Response:
     """An error in OpenAI's shape (429s with Retry-After)."""
-    status, data = openai_error(err)
-    response = json_response(data, status=status)
-    if status == 429:
-        response.headers["Retry-After"] = str(err.retry_after or DEFAULT_RETRY_AFTER)
-    return response
+    return error_response(err, openai=True)
 
 
 def openai_errors(handler: Handler) -> Handler:
@@ -82,8 +85,11 @@ def openai_errors(handler: Handler) -> Handler:
 
 
 async def openai_body(request: web.Request, model: type[T]) -> T:
-    """The JSON body validated by `model` (`invalid_payload` naming the field)."""
+    """The JSON body validated by `model` (`invalid_payload` naming the field; 415 unless
+    the body is JSON, as on every JSON route)."""
     raw = await request.read()
+    if raw and not is_json(request.content_type):
+        raise unsupported_media_type(request.content_type, "application/json")
     try:
         data = orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError as exc:

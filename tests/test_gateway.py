@@ -209,6 +209,10 @@ async def test_errors_in_openai_shape(server: Parlour) -> None:
         assert set(refused.value.body) == {"message", "type", "code", "param"}  # type: ignore[arg-type]
     async with server.http.get(server.url + "/v1/models") as resp:  # the sign-up cookie
         assert resp.status == 401 and (await resp.json())["error"]["code"] == "invalid_api_key"
+    async with server.http.post(server.url + "/v1/chat/completions", data="{}", headers={
+            "Authorization": f"Bearer {user.token}", "Content-Type": "text/plain"}) as resp:
+        assert resp.status == 415 and (await resp.json())["error"]["type"] \
+            == "invalid_request_error"
     async with server.http.get(server.url + "/v1/nothing-here") as resp:
         assert resp.status == 404 and "error" in await resp.json()
     async with server.http.post(server.url + "/v1/models") as resp:
