@@ -11,6 +11,7 @@ from app.errors import not_found
 from handlers import (
     ai,
     api_keys,
+    audio,
     auth,
     chats,
     documents,
@@ -19,6 +20,7 @@ from handlers import (
     internal,
     oidc,
     openapi,
+    prompt_compiler,
     tools,
     ws,
 )
@@ -44,6 +46,8 @@ def setup_routes(app: web.Application, web_dir: Path) -> None:
     ai.setup(app)
     gateway.setup(app)
     api_keys.setup(app)
+    audio.setup(app)
+    prompt_compiler.setup(app)
     ws.setup(app)
     files.setup(app)
     documents.setup(app)

@@ -56,6 +56,8 @@ class ChatMessage:
 class ChatParams:
     """Sampling options; None leaves the provider's default. `tools`: offered to the model.
 
+    `json_schema`: ask for JSON of this schema (structured output where the provider has
+    it: OpenAI and llama.cpp; the caller still validates what comes back).
     `tool_choice` and `response_format` are OpenAI's request fields as the client sent them
     (the `/v1` gateway); providers that have no equivalent leave them out.
     """
@@ -63,6 +65,7 @@ class ChatParams:
     temperature: float | None = None
     max_tokens: int | None = None
     tools: tuple[ToolSpec, ...] = ()
+    json_schema: dict[str, Any] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     # Other OpenAI sampling fields (top_p, stop, seed, penalties), for OpenAI-compatible
@@ -77,6 +80,9 @@ class TokenUsage:
     input_tokens: int
     output_tokens: int
     cached_tokens: int = 0
+    # Audio tokens (OpenAI Realtime), counted in input_tokens / output_tokens too.
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
