@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -20,7 +21,11 @@ from app.tokens import TokenIssuer, token_hash
 from storage.ratelimit import RateLimiter
 from storage.users import RefreshTokenStore, UserStore
 
+if TYPE_CHECKING:
+    from app.api_keys import ApiKeyService
+
 MAX_PASSWORD_BYTES = 1024
+API_KEY_PREFIX = "plr_"  # app.api_keys.KEY_PREFIX (imported from there at run time)
 
 # Called after an account is created (e.g. to turn pending invites into memberships).
 UserHook = Callable[[User], Awaitable[None]]
@@ -53,18 +58,28 @@ class Authenticator:
     """
 
     def __init__(
-        self, settings: AuthSettings, issuer: TokenIssuer, versions: TokenVersions
+        self, settings: AuthSettings, issuer: TokenIssuer, versions: TokenVersions,
+        *, api_keys: ApiKeyService | None = None,
     ) -> None:
         self._settings = settings
         self._issuer = issuer
         self.versions = versions
+        self._api_keys = api_keys
 
     async def authenticate(self, token: str) -> Principal:
         """The one check of a presented credential (REST, Socket.IO, plain WebSocket).
 
         A validly signed, unexpired access token whose version is the user's current one
-        (no log-out since), of an account that still exists and is still allowed.
+        (no log-out since), of an account that still exists and is still allowed; or a
+        live personal API key (`plr_...`), as its owner (`forbidden` when the owner is no
+        longer allowed). A key's principal takes the owner's current token version.
         """
+        if token.startswith(API_KEY_PREFIX) and self._api_keys is not None:
+            keyed = await self._api_keys.authenticate(token)
+            version = await self.versions.current(keyed.user_id)
+            if version is None:
+                raise AppError(UNAUTHORIZED, "account no longer exists")
+            return keyed.model_copy(update={"token_version": version})
         who = self._issuer.verify_access(token)
         await self.check(who)
         return who
@@ -73,6 +88,9 @@ class Authenticator:
         """`unauthorized` if the principal's session ended since it was authenticated."""
         if who.expires_at and who.expires_at <= time.time():
             raise AppError(UNAUTHORIZED, "token expired")
+        if who.key_id is not None and self._api_keys is not None \
+                and self._api_keys.revoked(who.key_id):
+            raise AppError(UNAUTHORIZED, "API key revoked")
         version = await self.versions.current(who.user_id)
         if version is None:
             raise AppError(UNAUTHORIZED, "account no longer exists")

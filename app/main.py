@@ -17,6 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from app import __version__
+from app.api_keys import ApiKeyService
 from app.assistant.accounting import Accounting
 from app.assistant.admission import AdmissionGate
 from app.assistant.ask import AskService
@@ -28,6 +29,7 @@ from app.auth import Authenticator, AuthService
 from app.config import ConfigError, Settings
 from app.events import Emitter
 from app.files import FileService, RoomFiles
+from app.gateway import GatewayService, embedding_model_id
 from app.health import CheckFailed, HealthService
 from app.ids import new_id
 from app.keys import (
@@ -100,6 +102,7 @@ from namespaces.server import (
     close_all_sockets,
     close_client_manager,
 )
+from storage.api_keys import ApiKeyStore
 from storage.blobs import build_blob_store
 from storage.control import ControlBus, LocalControlBus, RedisControlBus
 from storage.embedded_mongo import EmbeddedMongo
@@ -308,7 +311,17 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     emitter = Emitter(SocketTransport(sio, control))
     users = UserStore(mongo)
     versions = TokenVersions(users, control)
-    authenticator = Authenticator(auth_settings, issuer, versions)
+    ledger = UsageStore(mongo)
+    connections = ConnectionRegistry(
+        sio, emitter, settings.server.max_socket_queue, versions
+    )
+    # Personal API keys authenticate through the same Authenticator as access tokens;
+    # sockets opened with a key end when it is revoked.
+    api_keys = ApiKeyService(
+        ApiKeyStore(mongo), users, ledger, control, auth_settings,
+        on_revoked=[connections.expire_key],
+    )
+    authenticator = Authenticator(auth_settings, issuer, versions, api_keys=api_keys)
     room_store, message_store = RoomStore(mongo), MessageStore(mongo)
     room_store.attach(control)
     registry = app[REGISTRY]
@@ -332,7 +345,6 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
 
     # The assistant: one admission gate for every path, replies as tasks of their own.
     gate = AdmissionGate(settings.limits, settings.assistant, limiter, metrics)
-    ledger = UsageStore(mongo)
     accounting = Accounting(registry, metrics, limiter, ledger)
     retriever = RagRetriever(settings.vectors, file_store, vectors, embedder, recall)
     # Tools: search_documents over the same retriever, plus calendar, Notion and MCP.
@@ -392,9 +404,6 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     await ingestor.start()
     recall.start()
 
-    connections = ConnectionRegistry(
-        sio, emitter, settings.server.max_socket_queue, versions
-    )
     sio.register_namespace(
         RealtimeNamespace(REALTIME, authenticator, connections, emitter, metrics, rooms, voice)
     )
@@ -402,6 +411,13 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         BaseNamespace(DEFAULT, authenticator, connections, emitter, metrics)
     )
 
+    stateless = StatelessAsk(
+        settings.limits, settings.assistant.name, completions, retriever, reader
+    )
+    gateway = GatewayService(
+        settings.limits, registry, stateless, gate, accounting, limiter, embedder,
+        embedding_model_id(settings.embeddings),
+    )
     app[SERVICES] = Services(
         settings=settings, node_id=node_id, metrics=metrics, mongo=mongo, issuer=issuer,
         authenticator=authenticator, auth=auth, rooms=rooms, health=health, engine=engine,
@@ -410,17 +426,18 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         usage=UsageService(mongo, rooms, ledger), files=files, oidc=oidc, tools=tools,
         speech=speaking, prompt_compiler=PromptCompiler(
             settings.limits, completions, settings.assistant.max_output_tokens),
-        stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever,
-                               reader),
+        stateless=stateless, gateway=gateway, api_keys=api_keys,
     )
     await control.start()
     await presence.start()
     connections.start()
+    api_keys.start()
     log.info("parlour %s ready (node %s)", __version__, node_id)
     try:
         yield
     finally:
         await connections.stop()
+        await api_keys.close()
         await voice.close()
         await engine.close()
         await message_store.close()

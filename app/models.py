@@ -47,6 +47,8 @@ class Principal(_Record):
     token_version: int = 0
     # When the session's log-in happened (unix time; refreshes keep it).
     auth_time: float = 0.0
+    # Set when the caller authenticated with a personal API key (its usage is per key too).
+    key_id: str | None = None
 
 
 class Author(_Record):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.api_keys import ApiKeyService
 from app.assistant.ask import AskService
 from app.assistant.engine import AssistantEngine
 from app.auth import Authenticator, AuthService
 from app.config import Settings
 from app.files import FileService
+from app.gateway import GatewayService
 from app.health import HealthService
 from app.llm.registry import ProviderRegistry
 from app.metrics import Metrics
@@ -44,3 +46,5 @@ class Services:
     tools: ToolRegistry | None = None
     speech: SpeechService | None = None
     prompt_compiler: PromptCompiler | None = None
+    gateway: GatewayService | None = None
+    api_keys: ApiKeyService | None = None

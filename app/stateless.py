@@ -44,11 +44,17 @@ class StatelessAsk:
     @asynccontextmanager
     async def chat(
         self, principal: Principal, model: str, messages: Sequence[ChatMessage],
-        params: ChatParams,
+        params: ChatParams, *, kind: str = "aisuite",
     ) -> AsyncIterator[Completion]:
-        """An OpenAI-shaped completion: every message's text counts against the limit."""
+        """An OpenAI-shaped completion: every message's text counts against the limit.
+
+        `kind` names the path in metrics (`aisuite`, `gateway`); usage is also the key's
+        when the caller used a personal API key.
+        """
         check_message_chars(sum(len(m.content) for m in messages), self._limits, "messages")
-        async with self._completions.open(principal.user_id, model, kind="aisuite") as run:
+        async with self._completions.open(
+            principal.user_id, model, kind=kind, key_id=principal.key_id
+        ) as run:
             run.start(messages, params)
             yield run
 
@@ -63,7 +69,9 @@ class StatelessAsk:
         `run.sources` are the cited ones.
         """
         check_message_chars(len(text), self._limits, "text")
-        async with self._completions.open(principal.user_id, model, kind="run") as run:
+        async with self._completions.open(
+            principal.user_id, model, kind="run", key_id=principal.key_id
+        ) as run:
             added = ModelInput()
             if attachments:
                 if self._reader is None:

@@ -17,9 +17,10 @@ from app.assistant.listeners import ReplyEvent
 from app.errors import AppError, error_from_exception, invalid
 from app.files import UploadPart
 from app.ids import new_id
-from app.llm.base import ChatMessage, ChatParams, StreamEnd, TokenUsage
+from app.llm.base import ChatMessage, ChatParams, StreamEnd
 from app.media.attachments import Attachment, attachment_type, media_kind
 from app.models import Message, Principal
+from app.openai_api import completion_body, completion_chunks
 from app.schemas import Payload
 from app.services import Services
 from handlers.common import body, json_response, principal, query, services
@@ -64,15 +65,6 @@ async def sse_send(response: web.StreamResponse, data: Any, event: str | None = 
     head = f"event: {event}\n".encode() if event else b""
     payload = data if isinstance(data, bytes) else orjson.dumps(data)
     await response.write(head + b"data: " + payload + b"\n\n")
-
-
-def _openai_usage(usage: TokenUsage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.input_tokens + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-    }
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -126,26 +118,13 @@ async def aisuite_chat(request: web.Request) -> web.StreamResponse:
         if not req.stream:
             async for _ in run.events:
                 pass
-            end = run.end
-            usage = end.usage if end else TokenUsage(0, 0)
-            return json_response({
-                **head, "object": "chat.completion",
-                "choices": [{"index": 0, "finish_reason": end.finish_reason if end else "stop",
-                             "message": {"role": "assistant", "content": run.text}}],
-                "usage": _openai_usage(usage),
-            })
+            return json_response(completion_body(head, run.text, run.end))
         response = await sse_response(request)
-        chunk = {**head, "object": "chat.completion.chunk"}
         try:
-            async for event in run.events:
-                if isinstance(event, StreamEnd):
-                    last = {"index": 0, "delta": {}, "finish_reason": event.finish_reason}
-                    await sse_send(response, {
-                        **chunk, "usage": _openai_usage(event.usage), "choices": [last],
-                    })
-                else:
-                    await sse_send(response, {**chunk, "choices": [
-                        {"index": 0, "delta": {"content": event.text}, "finish_reason": None}]})
+            async for chunk in completion_chunks(
+                head, run.events, include_usage=True, usage_on_last=True
+            ):
+                await sse_send(response, chunk)
         except Exception as exc:
             await sse_send(response, {"error": error_from_exception(exc).as_dict()}, event="error")
         await sse_send(response, b"[DONE]")

@@ -24,12 +24,15 @@ from app.errors import (
 from app.keys import SERVICES, SETTINGS
 from app.limits import transport_cap_bytes
 from app.models import Principal
+from app.openai_api import openai_error
 from app.schemas import parse
 from app.services import Services
 from handlers.multipart import MultipartCaps, form_fields
 from handlers.origins import unsupported_media_type
 
 log = logging.getLogger("parlour.http")
+
+OPENAI_PATH = "/v1/"  # the gateway: errors in OpenAI's shape, whoever raises them
 
 T = TypeVar("T", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -47,10 +50,17 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     )
 
 
-def error_response(err: AppError) -> web.Response:
-    """`{"error": {"code", "message"}}` with the code's HTTP status (429s with Retry-After)."""
-    response = json_response({"error": err.as_dict()}, status=err.status)
-    if err.status == 429:
+def error_response(err: AppError, *, openai: bool = False) -> web.Response:
+    """`{"error": {"code", "message"}}` with the code's HTTP status (429s with Retry-After).
+
+    `openai`: OpenAI's shape and status instead (the `/v1` gateway).
+    """
+    if openai:
+        status, data = openai_error(err)
+        response = json_response(data, status=status)
+    else:
+        response = json_response({"error": err.as_dict()}, status=err.status)
+    if response.status == 429:
         response.headers["Retry-After"] = str(err.retry_after or DEFAULT_RETRY_AFTER)
     return response
 
@@ -69,7 +79,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400 or exc.status == 101:
             raise
         code = _HTTP_CODES.get(exc.status, INVALID_PAYLOAD if exc.status < 500 else INTERNAL)
-        return error_response(AppError(code, exc.reason, status=exc.status))
+        return error_response(AppError(code, exc.reason, status=exc.status),
+                              openai=request.path.startswith(OPENAI_PATH))
     except Exception as exc:
         err = error_from_exception(exc)
         if err.code == INTERNAL:
@@ -78,7 +89,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         services = request.app.get(SERVICES)
         if services is not None:
             services.metrics.error(err.code)
-        return error_response(err)
+        return error_response(err, openai=request.path.startswith(OPENAI_PATH))
     finally:
         elapsed = (time.perf_counter() - started) * 1000
         services = request.app.get(SERVICES)

@@ -9,9 +9,11 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from app import __version__
+from app.openai_api import ChatCompletionRequest, EmbeddingRequest
 from app.schemas import ChangePassword, CreateRoom, Login, RefreshRequest, RoomSettings, Signup
 from handlers import openapi_responses as R
 from handlers.ai import ChatCompletion, MetricsQuery, ModelPage
+from handlers.api_keys import CreateKey
 from handlers.chats import ListChats, ListMessages
 from handlers.common import json_response
 from handlers.oidc import LinkConfirm, OIDCCallback, OIDCLogin
@@ -34,6 +36,7 @@ class Op:
     content_type: str | None = None  # a non-JSON `ok` answer (downloads)
     run_body: bool = False  # /run: JSON, form or multipart with the same fields
     multipart_field: str = "files"
+    openai: bool = False  # /v1: OpenAI's error shape; SSE when the body asks `stream`
 
 
 OPERATIONS = [
@@ -115,8 +118,29 @@ OPERATIONS = [
     Op("get", "/api/v1/metrics/sessions/{chat_id}", "The same for one chat",
        response=R.UserMetrics),
     Op("get", "/internal/health", "Backend health", auth=False, response=R.Health),
+    Op("post", "/api/v1/keys", "Create a personal API key (the key is shown only here)",
+       CreateKey, ok=201, response=R.ApiKeyCreated),
+    Op("get", "/api/v1/keys", "Your personal API keys", response=R.ApiKeys),
+    Op("delete", "/api/v1/keys/{key_id}", "Revoke a key, on every node at once", ok=204),
+    Op("get", "/v1/models", "OpenAI-compatible: the models this server answers with",
+       response=R.OpenAIModelList, openai=True),
+    Op("get", "/v1/models/{model}", "OpenAI-compatible: one model", response=R.OpenAIModel,
+       openai=True),
+    Op("post", "/v1/chat/completions", "OpenAI-compatible chat completion (SSE chunks when "
+       "`stream`)", ChatCompletionRequest, response=R.ChatCompletionAnswer, openai=True),
+    Op("post", "/v1/embeddings", "OpenAI-compatible embeddings (the configured backend)",
+       EmbeddingRequest, response=R.EmbeddingList, openai=True),
 ]
 
+OPENAI_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["message", "type", "code"],
+                             "properties": {
+                                 "message": {"type": "string"}, "type": {"type": "string"},
+                                 "code": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                                 "param": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}},
+}
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -144,6 +168,10 @@ def _success(op: Op, components: dict[str, Any]) -> dict[str, Any]:
         if op.run_body:
             content["text/event-stream"] = {"schema": {
                 "type": "string", "description": "`event: delta` lines, then `event: done`"}}
+        if op.openai and op.body is not None:
+            content["text/event-stream"] = {"schema": {
+                "type": "string", "description": "`data: {chat.completion.chunk}` lines, "
+                "then `data: [DONE]`; a failure mid-stream is a `data: {\"error\": ...}` line"}}
         answer["content"] = content
     elif op.content_type is not None:
         answer["content"] = {op.content_type: {"schema": {"type": "string", "format": "binary"}}}
@@ -153,8 +181,8 @@ def _success(op: Op, components: dict[str, Any]) -> dict[str, Any]:
 def _operation(op: Op, components: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"summary": op.summary, "responses": {
         str(op.ok): _success(op, components),
-        "default": {"description": "error", "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        "default": {"description": "error", "content": {"application/json": {"schema": {
+            "$ref": f"#/components/schemas/{'OpenAIError' if op.openai else 'Error'}"}}}},
     }}
     params = [{"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
               for part in op.path.split("/") if part.startswith("{")]
@@ -184,14 +212,16 @@ def _operation(op: Op, components: dict[str, Any]) -> dict[str, Any]:
             "type": "object", "required": [field], "properties": {field: {
                 "type": "array", "items": {"type": "string", "format": "binary"},
                 "description": f"one part named `{field}` per file"}}}}}}
-    if op.auth:
+    if op.openai:
+        out["security"] = [{"bearer": []}]
+    elif op.auth:
         out["security"] = [{"bearer": []}, {"cookie": []}]
     return out
 
 
 def build_spec() -> dict[str, Any]:
     """The OpenAPI document."""
-    components: dict[str, Any] = {"Error": ERROR}
+    components: dict[str, Any] = {"Error": ERROR, "OpenAIError": OPENAI_ERROR}
     paths: dict[str, Any] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = _operation(op, components)
@@ -201,7 +231,8 @@ def build_spec() -> dict[str, Any]:
                  "description": "REST sidecar of the Parlour realtime assistant server."},
         "paths": paths,
         "components": {"schemas": components, "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT or plr_ key",
+                       "description": "An access token, or a personal API key (`plr_...`)"},
             "cookie": {"type": "apiKey", "in": "cookie", "name": "access_token"},
         }},
     }

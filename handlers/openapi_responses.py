@@ -208,6 +208,98 @@ class Health(BaseModel):
     node_id: str
 
 
+# -- personal API keys and the OpenAI-compatible gateway (/v1) ----------------------
+
+
+class KeyUsage(BaseModel):
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class ApiKey(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    created_at: str
+    last_used_at: str | None
+    expires_at: str | None
+    usage: KeyUsage  # every call made with the key (the usage ledger)
+
+
+class ApiKeys(BaseModel):
+    keys: list[ApiKey]
+
+
+class ApiKeyCreated(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    key: str  # shown only in this answer
+    created_at: str
+    expires_at: str | None
+
+
+class OpenAIModel(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+    name: str
+    context_window: int | None = None
+
+
+class OpenAIModelList(BaseModel):
+    object: Literal["list"]
+    data: list[OpenAIModel]
+
+
+class ToolCallFunction(BaseModel):
+    name: str
+    arguments: str
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"]
+    function: ToolCallFunction
+
+
+class ChatCompletionMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str | None
+    tool_calls: list[ToolCallOut] | None = None
+
+
+class ChatCompletionChoice(BaseModel):
+    index: int
+    finish_reason: Literal["stop", "length", "tool_calls"]
+    message: ChatCompletionMessage
+
+
+class ChatCompletionAnswer(BaseModel):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatCompletionChoice]
+    usage: dict[str, Any]
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str  # a base64 string with encoding_format "base64"
+
+
+class EmbeddingList(BaseModel):
+    object: Literal["list"]
+    model: str
+    data: list[Embedding]
+    usage: dict[str, int]
+
+
 class Transcription(BaseModel):
     text: str
 

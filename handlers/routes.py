@@ -10,11 +10,13 @@ from aiohttp import web
 from app.errors import not_found
 from handlers import (
     ai,
+    api_keys,
     audio,
     auth,
     chats,
     documents,
     files,
+    gateway,
     internal,
     oidc,
     openapi,
@@ -42,6 +44,8 @@ def setup_routes(app: web.Application, web_dir: Path) -> None:
     chats.setup(app)
     internal.setup(app)
     ai.setup(app)
+    gateway.setup(app)
+    api_keys.setup(app)
     audio.setup(app)
     prompt_compiler.setup(app)
     ws.setup(app)

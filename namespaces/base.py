@@ -11,7 +11,14 @@ from typing import Any
 import socketio
 
 from app.auth import Authenticator
-from app.errors import INTERNAL, UNAUTHORIZED, AppError, error_from_exception, invalid
+from app.errors import (
+    FORBIDDEN,
+    INTERNAL,
+    UNAUTHORIZED,
+    AppError,
+    error_from_exception,
+    invalid,
+)
 from app.events import Emitter, user_channel
 from app.metrics import Metrics
 from app.models import Principal
@@ -72,10 +79,10 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 raise AppError(UNAUTHORIZED, "missing token")
             principal = await self._authenticator.authenticate(token)
         except AppError as exc:
-            self._metrics.error(UNAUTHORIZED)
-            raise socketio.exceptions.ConnectionRefusedError(
-                "unauthorized", {"code": "unauthorized"}
-            ) from exc
+            # A key whose owner left the whitelist is forbidden, not unauthorized.
+            code = exc.code if exc.code == FORBIDDEN else UNAUTHORIZED
+            self._metrics.error(code)
+            raise socketio.exceptions.ConnectionRefusedError(code, {"code": code}) from exc
         self._connections.add(sid, principal, self.namespace)
         await self.enter_room(sid, user_channel(principal.user_id))
         self._metrics.connections.labels(namespace=self.namespace).inc()

@@ -53,6 +53,12 @@ class ConnectionRegistry:
     def __len__(self) -> int:
         return len(self._conns)
 
+    def expire_key(self, key_id: str) -> None:
+        """Sockets opened with a revoked API key end at the next sweep (`session_expired`)."""
+        for conn in self._conns.values():
+            if conn.principal.key_id == key_id:
+                conn.principal = conn.principal.model_copy(update={"expires_at": 1.0})
+
     def start(self) -> None:
         """Start the sweep task (cancelled by stop())."""
         self._task = asyncio.create_task(self._sweep_forever(), name="connection-sweep")

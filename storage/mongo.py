@@ -83,6 +83,9 @@ class Mongo:
         await files.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
         usage = self.collection("usage")  # storage/usage.py
         await usage.create_index([("user_id", ASCENDING), ("created_at", DESCENDING)])
+        keys = self.collection("api_keys")  # storage/api_keys.py
+        await keys.create_index("key_hash", unique=True)
+        await keys.create_index([("user_id", ASCENDING), ("created_at", DESCENDING)])
 
     async def ping(self) -> float:
         """Round-trip time of a ping in milliseconds."""

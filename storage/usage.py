@@ -25,6 +25,22 @@ class UsageStore:
         """Record one call."""
         await self._usage.insert_one(doc)
 
+    async def totals_by_key(self, user_id: str, key_ids: list[str]) -> dict[str, Doc]:
+        """Calls, tokens and cost of each of a user's API keys (keys without calls absent)."""
+        if not key_ids:
+            return {}
+        pipeline: list[Doc] = [
+            {"$match": {"user_id": user_id, "key_id": {"$in": key_ids}}},
+            {"$group": {
+                "_id": "$key_id", "requests": {"$sum": 1},
+                "input_tokens": {"$sum": "$usage.input_tokens"},
+                "output_tokens": {"$sum": "$usage.output_tokens"},
+                "cost_usd": {"$sum": "$usage.cost_usd"},
+            }},
+        ]
+        rows = await (await self._usage.aggregate(pipeline)).to_list()
+        return {row.pop("_id"): row for row in rows}
+
     async def recent(self, user_id: str | None, limit: int) -> list[Doc]:
         """The newest records of a user (everyone's when None), newest first."""
         query: Doc = {} if user_id is None else {"user_id": user_id}

@@ -142,3 +142,26 @@ async def test_anthropic_tool_use_through_aisuite(monkeypatch: pytest.MonkeyPatc
     assert result["role"] == "user" and result["content"][0]["type"] == "tool_result"
     assert result["content"][0]["tool_use_id"] == "toolu_1"
     assert "value-of-k1" in result["content"][0]["content"]
+
+
+async def test_openai_tool_choice_reaches_anthropic_in_its_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    fake = AnthropicToolStub(turns=[Turn(text=("ok",))] * 3)
+    choices: list[str | dict[str, Any]] = [
+        "required", "auto", {"type": "function", "function": {"name": "lookup"}}]
+    async with serve(fake.app()) as url:
+        provider = AisuiteProvider("anthropic", client_config={"base_url": url,
+                                                               "max_retries": 0})
+        try:
+            for choice in choices:
+                params = ChatParams(max_tokens=20, tools=(SPEC,), tool_choice=choice,
+                                    response_format={"type": "json_object"})
+                [e async for e in provider.stream_chat([ChatMessage("user", "k1?")],
+                                                       "claude-test", params)]
+        finally:
+            await provider.close()
+    assert [r["tool_choice"] for r in fake.requests] == [
+        {"type": "any"}, {"type": "auto"}, {"type": "tool", "name": "lookup"}]
+    assert all("response_format" not in r for r in fake.requests)  # Anthropic has none

@@ -7,6 +7,7 @@ import { serverSentence } from "./api.js";
 import { replaySince } from "./lib/messages.js";
 import { newEntries, pending } from "./lib/uploads.js";
 import * as u from "./lib/update.js";
+import * as k from "./lib/apikeys.js";
 import { voiceState } from "./lib/voice.js";
 import { call, callWithRetry, notify } from "./socket.js";
 
@@ -281,6 +282,26 @@ export function makeActions(store, io) {
     if (r.ok) apply(u.usageLoaded, r.value);
   }
 
+  // ---- personal API keys -------------------------------------------------------------
+
+  async function loadKeys() {
+    const r = await attempt("keys", () => api.request("GET", "/keys"));
+    if (r.ok) apply(k.keysLoaded, r.value.keys);
+  }
+
+  /** POST /api/v1/keys: the answer holds the key, shown once. Resolves true when created. */
+  async function createKey(name, expiresInDays) {
+    const body = expiresInDays ? { name, expires_in_days: expiresInDays } : { name };
+    const r = await attempt("key-create", () => api.request("POST", "/keys", body));
+    if (r.ok) apply(k.keyCreated, r.value);
+    return r.ok;
+  }
+
+  async function revokeKey(id) {
+    const r = await attempt(`key:${id}`, () => api.request("DELETE", `/keys/${encodeURIComponent(id)}`));
+    if (r.ok) apply(k.keyRevoked, id);
+  }
+
   /** GET /api/v1/tools: what a room's owner can enable (read again at each opening of the settings). */
   async function loadTools() {
     const r = await attempt("tools-list", () => api.request("GET", "/tools"));
@@ -296,6 +317,7 @@ export function makeActions(store, io) {
     if (s.route.page === "documents") loadDocuments();
     if (s.route.page === "public") loadPublic();
     if (s.route.page === "usage") loadUsage();
+    if (s.route.page === "keys") loadKeys();
     if (s.route.panel === "files" && (before.panel !== "files" || before.roomId !== s.route.roomId)) loadFiles(s.route.roomId);
     if (s.route.panel === "settings" && (before.panel !== "settings" || before.roomId !== s.route.roomId)) loadTools();
   }
@@ -304,6 +326,7 @@ export function makeActions(store, io) {
     reconcile, createRoom, updateRoom, invite, setRole, removeMember, leaveRoom, deleteRoom,
     joinPublic, sendMessage, stop, regenerate, voiceStart, voiceChunk, voiceStop, voiceCancel, typing, stopTyping, upload, recheckUploads, askAloud,
     loadFiles, deleteFile, loadDocuments, deleteDocument, loadPublic, loadUsage, navigate,
+    loadKeys, createKey, revokeKey, dismissKey: () => apply(k.newKeyDismissed),
     clearError: (key) => apply(u.clearError, key),
     dismiss: (id) => apply(u.dismiss, id),
     visible: (v) => apply(u.visibility, v),

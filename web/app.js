@@ -20,7 +20,7 @@ let session = null; // {store, socket, actions, stop()} while logged in
 export function parseHash(hash) {
   const parts = hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   if (parts[0] === "room" && parts[1]) return { page: "rooms", roomId: parts[1], panel: parts[2] || null };
-  if (["documents", "public", "usage"].includes(parts[0])) return { page: parts[0], roomId: null, panel: null };
+  if (["documents", "public", "usage", "keys"].includes(parts[0])) return { page: parts[0], roomId: null, panel: null };
   return { page: "rooms", roomId: null, panel: null };
 }
 

@@ -31,6 +31,7 @@ class UsageEntry:
     finish_reason: str
     room_id: str | None = None
     message_id: str | None = None
+    key_id: str | None = None  # the personal API key that made the call, if any
 
 
 class Accounting:
@@ -98,7 +99,8 @@ class Accounting:
     async def log(self, entry: UsageEntry) -> None:
         """Write the ledger record of a call that has no message to carry its usage."""
         await self._ledger.insert({
-            "_id": new_id(), "user_id": entry.user_id, "path": entry.path,
+            "_id": new_id(), "user_id": entry.user_id, "key_id": entry.key_id,
+            "path": entry.path,
             "model": entry.model, "usage": entry.usage.model_dump(),
             "metrics": {"latency_ms": entry.latency_ms, "ttft_ms": entry.ttft_ms},
             "status": entry.status, "finish_reason": entry.finish_reason,

@@ -110,7 +110,7 @@ class CompletionService:
 
     @asynccontextmanager
     async def open(
-        self, user_id: str, model: str | None, *, kind: str
+        self, user_id: str, model: str | None, *, kind: str, key_id: str | None = None
     ) -> AsyncIterator[Completion]:
         """Admit a call for `user_id` (or raise); its usage is recorded when the block ends.
 
@@ -130,9 +130,11 @@ class CompletionService:
                     try:
                         await run.events.aclose()
                     finally:
-                        await self._record(user_id, kind, run)
+                        await self._record(user_id, kind, run, key_id)
 
-    async def _record(self, user_id: str, kind: str, run: Completion) -> None:
+    async def _record(
+        self, user_id: str, kind: str, run: Completion, key_id: str | None = None
+    ) -> None:
         finish: str
         if run.finished:
             status, finish = "complete", run.end.finish_reason if run.end else "stop"
@@ -150,7 +152,7 @@ class CompletionService:
             user_id=user_id, path=kind, model=run.model_id, usage=usage,
             latency_ms=round((now - run.started_at) * 1000, 1),
             ttft_ms=round((ttft - run.started_at) * 1000, 1) if ttft is not None else None,
-            status=status, finish_reason=finish,
+            status=status, finish_reason=finish, key_id=key_id,
         )
         self._accounting.count(entry)
         await self._attempt("daily tokens", self._accounting.charge(entry))

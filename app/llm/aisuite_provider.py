@@ -44,6 +44,8 @@ SDK: dict[str, tuple[str, str]] = {
     "groq": ("groq", "groq"),
     "aws": ("boto3", "boto3"),
 }
+# Providers whose API takes OpenAI's `tool_choice` and `response_format` as they are.
+OPENAI_SHAPED = frozenset({"groq"})
 # aisuite streams Anthropic natively; Groq and Bedrock only answer whole.
 STREAMING = frozenset({"anthropic"})
 
@@ -56,6 +58,13 @@ def _original_message(exc: BaseException) -> str:
         if original is not None:
             exc = original
     return str(exc) or type(exc).__name__
+
+
+def anthropic_tool_choice(choice: str | dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's `tool_choice` in Anthropic's shape (aisuite passes it on as it is)."""
+    if isinstance(choice, dict):
+        return {"type": "tool", "name": str((choice.get("function") or {}).get("name", ""))}
+    return {"type": {"required": "any"}.get(choice, choice)}  # auto, none, any
 
 
 def _request_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
@@ -135,6 +144,12 @@ class AisuiteProvider:
             options["maxTokens" if self.name == "aws" else "max_tokens"] = params.max_tokens
         if params.tools:
             options["tools"] = openai_tools(params.tools)
+            if params.tool_choice is not None and self.name in OPENAI_SHAPED:
+                options["tool_choice"] = params.tool_choice
+            elif params.tool_choice is not None and self.name == "anthropic":
+                options["tool_choice"] = anthropic_tool_choice(params.tool_choice)
+        if params.response_format is not None and self.name in OPENAI_SHAPED:
+            options["response_format"] = params.response_format
         return options
 
     def _usage(self, raw: Any) -> TokenUsage | None:

@@ -58,12 +58,19 @@ class ChatParams:
 
     `json_schema`: ask for JSON of this schema (structured output where the provider has
     it: OpenAI and llama.cpp; the caller still validates what comes back).
+    `tool_choice` and `response_format` are OpenAI's request fields as the client sent them
+    (the `/v1` gateway); providers that have no equivalent leave them out.
     """
 
     temperature: float | None = None
     max_tokens: int | None = None
     tools: tuple[ToolSpec, ...] = ()
     json_schema: dict[str, Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    # Other OpenAI sampling fields (top_p, stop, seed, penalties), for OpenAI-compatible
+    # providers only.
+    openai_extra: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

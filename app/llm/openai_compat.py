@@ -116,9 +116,15 @@ class OpenAICompatProvider:
             options[self._max_tokens_field] = params.max_tokens
         if params.tools:
             options["tools"] = openai_tools(params.tools)
+            if params.tool_choice is not None:
+                options["tool_choice"] = params.tool_choice
+        if params.response_format is not None:
+            options["response_format"] = params.response_format
         if params.json_schema is not None:
             options["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "answer", "schema": params.json_schema}}
+        if params.openai_extra:
+            options.update(params.openai_extra)
         return options
 
     async def stream_chat(

@@ -116,7 +116,7 @@ export function visibility(s, visible) {
   return visible === s.visible ? s : readCurrent({ ...s, visible });
 }
 
-const PAGES = new Set(["rooms", "documents", "public", "usage"]);
+const PAGES = new Set(["rooms", "documents", "public", "usage", "keys"]);
 const PANELS = new Set(["files", "members", "settings"]);
 
 /** Go to a page (and room, and panel). Opening a room marks it read. */

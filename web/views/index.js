@@ -3,6 +3,7 @@
 
 import { $ } from "./dom.js";
 import * as documents from "./documents.js";
+import * as keys from "./keys.js";
 import * as panels from "./panels.js";
 import * as publicRooms from "./public.js";
 import * as room from "./room.js";
@@ -13,7 +14,7 @@ import * as voice from "./voice.js";
 
 export function mountApp(root, store, actions, { logout, player }) {
   root.replaceChildren($("tpl-app").content.cloneNode(true));
-  const views = [shell, roomList, room, voice, panels, documents, publicRooms, usage];
+  const views = [shell, roomList, room, voice, panels, documents, publicRooms, usage, keys];
   const ctx = { store, actions, logout, player };
   for (const v of views) v.mount(ctx);
   return (state, prev) => {

@@ -29,12 +29,13 @@ export function render(s, prev, { actions }) {
   show($("documents-page"), s.route.page === "documents");
   show($("public-page"), s.route.page === "public");
   show($("usage-page"), s.route.page === "usage");
+  show($("keys-page"), s.route.page === "keys");
   document.body.dataset.page = s.route.page;
   document.body.dataset.room = s.route.roomId ? "open" : "none";
 
   const news = roomsWithNews(Object.values(s.rooms), s.readMarks, s.route.roomId);
   const v = s.route.roomId && s.rooms[s.route.roomId];
-  const where = v ? v.room.title : { documents: "Documents", public: "Public rooms", usage: "Usage" }[s.route.page];
+  const where = v ? v.room.title : { documents: "Documents", public: "Public rooms", usage: "Usage", keys: "API keys" }[s.route.page];
   document.title = `${news ? `(${news}) ` : ""}${where ? `${where} · ` : ""}Parlour`;
 
   if (!prev || s.notices !== prev.notices) renderNotices(s.notices, actions);
