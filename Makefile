@@ -40,6 +40,9 @@ install-test: $(VENV)/.installed-test
 	@command -v node >/dev/null || { \
 	  echo "installing nodejs with apt (node --test runs the web client's unit tests)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs; }
+	@command -v npm >/dev/null || { \
+	  echo "installing npm with apt (the gateway test runs the openai npm package)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
 
 run: install
 	$(BIN)/parlour serve --host $(HOST) --port $(PORT)
