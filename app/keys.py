@@ -14,6 +14,7 @@ from app.llm.registry import ProviderRegistry
 from app.rag.embeddings import Embedder
 from app.services import Services
 from app.tools.base import ToolSource
+from app.voice.speech_port import SpeechPort
 from storage.blobs import BlobStore
 from storage.mongo import Mongo
 from storage.vectors import VectorStore
@@ -34,3 +35,5 @@ VECTORS: web.AppKey[VectorStore] = web.AppKey("vectors")
 EMBEDDER: web.AppKey[Embedder] = web.AppKey("embedder")
 # Calendar, Notion and MCP tools, opened in tools_ctx (search_documents joins in services).
 TOOL_SOURCES: web.AppKey[list[ToolSource]] = web.AppKey("tool_sources")
+# Speech recognition and synthesis for voice rooms' embedded pipeline (tests inject one).
+SPEECH: web.AppKey[SpeechPort | None] = web.AppKey("speech")

@@ -13,7 +13,9 @@ from app.health import HealthService
 from app.llm.registry import ProviderRegistry
 from app.metrics import Metrics
 from app.oidc import OIDCService
+from app.prompt_compiler import PromptCompiler
 from app.rooms import RoomService
+from app.speech.service import SpeechService
 from app.stateless import StatelessAsk
 from app.tokens import TokenIssuer
 from app.tools.registry import ToolRegistry
@@ -40,3 +42,5 @@ class Services:
     files: FileService | None = None
     oidc: OIDCService | None = None
     tools: ToolRegistry | None = None
+    speech: SpeechService | None = None
+    prompt_compiler: PromptCompiler | None = None

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 from app.assistant.accounting import Accounting, UsageEntry
@@ -82,6 +82,7 @@ class Reply:
         reply_to: Message,
         *,
         model: str | None = None,
+        context: bool = True,
         on_end: Callable[[Reply], None] = lambda reply: None,
     ) -> None:
         self._env = env
@@ -94,6 +95,7 @@ class Reply:
         self.message_id: str | None = None
         self.model_id: str | None = None
         self._requested_model = model
+        self._context = context
         self._on_end = on_end
         self._task: asyncio.Task[None] | None = None
         self._cancel_reason: str | None = None
@@ -176,16 +178,19 @@ class Reply:
         if room is None:
             raise not_found("room")
         self.model_id = env.preparer.model_for(room, self._requested_model)
-        request, self._sources = await env.preparer.prepare(
-            room, self.reply_to, self.requested_by, self.model_id
-        )
+        if self._context:
+            request, self._sources = await env.preparer.prepare(
+                room, self.reply_to, self.requested_by, self.model_id
+            )
+        else:
+            request = env.preparer.bare(room, self.reply_to, self.requested_by, self.model_id)
         self._prompt = request.messages
         self._stored_id = new_id()  # known before the insert, should it be cut short
         # The provider is asked at once; storing the placeholder and telling the room
         # happen meanwhile, and the first delta waits only for them, not the reverse.
         self._opening = asyncio.create_task(self._open(), name=f"reply-open-{self.room_id}")
-        try:
-            await self._consume(request)
+        try:  # the message id is known before the insert: sources may tag what they send
+            await self._consume(replace(request, message_id=self._stored_id))
         finally:
             await self._opened_anyway()
 

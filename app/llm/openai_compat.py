@@ -22,6 +22,7 @@ from app.llm.base import (
     TokenUsage,
     normalize_finish_reason,
 )
+from app.llm.parts import user_content
 from app.llm.tokens import count_messages, count_tokens
 from app.llm.tool_calls import (
     ToolCallAssembler,
@@ -49,7 +50,8 @@ def to_openai_messages(messages: Sequence[ChatMessage]) -> list[ChatCompletionMe
         elif message.role == "system":
             converted.append({"role": "system", "content": message.content})
         elif message.role == "user":
-            converted.append({"role": "user", "content": message.content})
+            converted.append(cast(ChatCompletionMessageParam,
+                                  {"role": "user", "content": user_content(message)}))
         else:
             converted.append({"role": "assistant", "content": message.content})
     return converted
@@ -114,6 +116,9 @@ class OpenAICompatProvider:
             options[self._max_tokens_field] = params.max_tokens
         if params.tools:
             options["tools"] = openai_tools(params.tools)
+        if params.json_schema is not None:
+            options["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "answer", "schema": params.json_schema}}
         return options
 
     async def stream_chat(
