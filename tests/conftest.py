@@ -17,6 +17,7 @@ from tests.servers import start_redis, stop
 
 pytest_plugins = [
     "tests.rag_fixtures", "tests.llm_fixtures", "tests.web_fixtures", "tests.tool_fixtures",
+    "tests.media_fixtures",
 ]
 
 

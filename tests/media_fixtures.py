@@ -1,4 +1,6 @@
-"""Media made in the tests: images with Pillow, zips, WAVs, short videos with PyAV."""
+"""Media made in the tests: images with Pillow, zips, WAVs, short videos with PyAV; and the
+`media_stub` / `media_server` fixtures (a pytest plugin, see conftest.py): Parlour talking
+to OpenAI through a recording stub (tests/media_stubs.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,37 @@ import math
 import struct
 import wave
 import zipfile
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tests.client import Parlour, start_parlour
+from tests.media_stubs import OpenAIMediaStub
+from tests.tool_stubs import serve
+
+
+@pytest.fixture
+async def media_stub() -> AsyncIterator[tuple[OpenAIMediaStub, str]]:
+    """The recording OpenAI stub and its URL."""
+    fake = OpenAIMediaStub()
+    async with serve(fake.app()) as url:
+        yield fake, url
+
+
+@pytest.fixture
+async def media_server(
+    make_settings: Any, media_stub: tuple[OpenAIMediaStub, str], llm_env: pytest.MonkeyPatch,
+) -> AsyncIterator[Parlour]:
+    """Parlour whose default model is openai:gpt-4o-mini, served by `media_stub`."""
+    _, url = media_stub
+    llm_env.setenv("OPENAI_API_KEY", "test-key")
+    server = await start_parlour(make_settings(
+        llm__openai_base_url=f"{url}/v1", llm__default_model="openai:gpt-4o-mini",
+        assistant__delta_interval_ms=0,
+    ))
+    yield server
+    await server.close()
 
 
 def png(width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:

@@ -24,7 +24,6 @@ from tests.media_stubs import OpenAIMediaStub
 from tests.scripted_provider import ScriptedProvider
 from tests.test_files import new_chat
 from tests.test_media_attachments import images_sent, text_sent
-from tests.tool_stubs import serve
 
 
 def words(text: str) -> set[str]:
@@ -111,35 +110,14 @@ async def test_transcriptions_and_run_audio_work_with_no_key(embedded: Parlour) 
 
 # -- routes with OpenAI (a recording stub) -----------------------------------------------------
 
-@pytest.fixture
-async def stub() -> AsyncIterator[tuple[OpenAIMediaStub, str]]:
-    fake = OpenAIMediaStub()
-    async with serve(fake.app()) as url:
-        yield fake, url
-
-
-@pytest.fixture
-async def server(
-    make_settings: Any, stub: tuple[OpenAIMediaStub, str], llm_env: pytest.MonkeyPatch,
-) -> AsyncIterator[Parlour]:
-    _, url = stub
-    llm_env.setenv("OPENAI_API_KEY", "test-key")
-    server = await start_parlour(make_settings(
-        llm__openai_base_url=f"{url}/v1", llm__default_model="openai:gpt-4o-mini",
-        assistant__delta_interval_ms=0,
-    ))
-    yield server
-    await server.close()
-
-
 async def test_audio_attachments_go_through_openai_transcription(
-    server: Parlour, stub: tuple[OpenAIMediaStub, str],
+    media_server: Parlour, media_stub: tuple[OpenAIMediaStub, str],
 ) -> None:
-    fake, _ = stub
+    fake, _ = media_stub
     fake.turns.append(Turn(text=("Paris.",)))
-    user = await server.signup()
+    user = await media_server.signup()
     audio = await spoken("What is the capital of France?")
-    status, data = await server.request("POST", "/api/v1/run", user, json={
+    status, data = await media_server.request("POST", "/api/v1/run", user, json={
         "text": "answer the recording", "attachments": [{
             "filename": "q.wav", "content_type": "audio/wav",
             "data_base64": base64.b64encode(audio).decode()}]})
@@ -149,7 +127,7 @@ async def test_audio_attachments_go_through_openai_transcription(
     assert call["filename"] == "q.wav"
     assert "what is the capital of France" in text_sent(fake.requests[0])
 
-    status, data = await server.request("POST", "/api/v1/run", user, json={
+    status, data = await media_server.request("POST", "/api/v1/run", user, json={
         "text": "listen", "attachments": [{
             "filename": "voice.wav", "content_type": "audio/wav",
             "data_base64": base64.b64encode(b"not audio at all").decode()}]})
@@ -158,15 +136,15 @@ async def test_audio_attachments_go_through_openai_transcription(
 
 
 async def test_video_gives_frames_and_its_transcript(
-    server: Parlour, stub: tuple[OpenAIMediaStub, str],
+    media_server: Parlour, media_stub: tuple[OpenAIMediaStub, str],
 ) -> None:
-    fake, _ = stub
+    fake, _ = media_stub
     fake.turns.append(Turn(text=("A fade to white.",)))
-    user = await server.signup()
+    user = await media_server.signup()
     form = aiohttp.FormData()
     form.add_field("text", "what happens in this clip?")
     form.add_field("files", short_video(), filename="clip.mp4", content_type="video/mp4")
-    status, data = await server.request("POST", "/api/v1/run", user, data=form)
+    status, data = await media_server.request("POST", "/api/v1/run", user, data=form)
     assert status == 200 and data["answer"] == "A fade to white.", data
     frames = images_sent(fake.requests[0])
     assert len(frames) == 4 and all(f.size == (320, 240) for f in frames)
@@ -177,14 +155,14 @@ async def test_video_gives_frames_and_its_transcript(
 
 
 async def test_run_audio_speaks_with_openai_and_a_voice_that_is_down_keeps_the_text(
-    server: Parlour, stub: tuple[OpenAIMediaStub, str],
+    media_server: Parlour, media_stub: tuple[OpenAIMediaStub, str],
 ) -> None:
-    fake, _ = stub
+    fake, _ = media_stub
     fake.turns += [Turn(text=("Paris ", "is the capital.")), Turn(text=("Still Paris.",))]
-    user = await server.signup()
-    url = f"{server.url}/api/v1/run/audio"
+    user = await media_server.signup()
+    url = f"{media_server.url}/api/v1/run/audio"
     headers = {"Authorization": f"Bearer {user.token}"}
-    async with server.http.post(url, json={"text": "capital of France?"}, headers=headers) as resp:
+    async with media_server.http.post(url, json={"text": "capital of France?"}, headers=headers) as resp:
         body = await resp.read()
         assert resp.status == 200 and resp.headers["Content-Type"] == "audio/mpeg"
         assert unquote(resp.headers["X-Parlour-Transcript"]) == "Paris is the capital."
@@ -193,16 +171,16 @@ async def test_run_audio_speaks_with_openai_and_a_voice_that_is_down_keeps_the_t
     assert fake.speeches[0]["model"] == "gpt-4o-mini-tts"
 
     fake.speech_status = 503
-    chat_id = await new_chat(server, user)
-    async with server.http.post(f"{url}?format=wav", headers=headers,
+    chat_id = await new_chat(media_server, user)
+    async with media_server.http.post(f"{url}?format=wav", headers=headers,
                                 json={"text": "again?", "chat_id": chat_id}) as resp:
         error = await resp.json()
         assert resp.status == 502 and error["error"]["code"] == "provider_error", error
-    _, history = await server.request("GET", f"/api/v1/chat/{chat_id}/messages", user)
+    _, history = await media_server.request("GET", f"/api/v1/chat/{chat_id}/messages", user)
     answer = history["messages"][-1]
     assert answer["content"] == "Still Paris." and answer["status"] == "complete"
     assert answer["message_id"] in error["error"]["message"]
-    metrics = await (await server.http.get(f"{server.url}/internal/metrics")).text()
+    metrics = await (await media_server.http.get(f"{media_server.url}/internal/metrics")).text()
     assert 'parlour_speech_total{op="speak",outcome="ok"} 1.0' in metrics
 
 

@@ -1,25 +1,21 @@
 """The media worker: a separate process that decodes untrusted images and videos.
 
 Started by app/media/sandbox.py. One job per stdin line (JSON: kind, path, filename,
-frames, cpu_seconds); each answer is a 4-byte big-endian length and a JSON body on its
-original stdout. Its address space and CPU time are capped like the extraction worker's.
+frames, cpu_seconds); the loop, the protocol and the memory and CPU caps are
+app/worker_main.py's, like the extraction worker's.
 """
 
 from __future__ import annotations
 
 import base64
-import os
-import sys
 from pathlib import Path
-from typing import IO, Any
-
-import orjson
+from typing import Any
 
 from app.errors import INVALID_PAYLOAD, PAYLOAD_TOO_LARGE, AppError
 from app.llm.base import ImagePart
 from app.media.images import prepare_image
 from app.media.video import video_parts
-from app.rag.sandbox_worker import limit_cpu, limit_memory
+from app.worker_main import main as worker_main
 
 
 def _parts(images: list[ImagePart]) -> list[list[str]]:
@@ -45,22 +41,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 "message": f"{job['filename']}: could not read it ({type(exc).__name__})"}
 
 
-def serve(jobs: IO[bytes], out: IO[bytes]) -> None:
-    """Answer jobs until stdin closes."""
-    for line in jobs:
-        job = orjson.loads(line)
-        limit_cpu(job["cpu_seconds"])
-        reply = orjson.dumps(run_job(job))
-        out.write(len(reply).to_bytes(4, "big") + reply)
-        out.flush()
-
-
 def main() -> None:
     """Entry point: `python -m app.media.sandbox_worker <memory_mb>`."""
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # a library's print() goes to stderr, never into the replies
-    limit_memory(int(sys.argv[1]))
-    serve(sys.stdin.buffer, out)
+    worker_main(run_job)
 
 
 if __name__ == "__main__":
