@@ -119,7 +119,9 @@ class AuthService:
         """Check a password; failures are rate limited per email and address."""
         key = f"login:{email.lower()}:{client_ip}"
         window = self._settings.login_window_seconds
-        if await self._limiter.count(key, window) >= self._settings.login_max_failures:
+        # Counted before the password is checked, in one atomic step: parallel guesses
+        # each take an attempt, so no more than login_max_failures are ever verified.
+        if not await self._limiter.hit(key, self._settings.login_max_failures, window):
             raise rate_limited(
                 f"too many failed log-ins; try again in {window // 60 or 1} minute(s)", window
             )
@@ -128,10 +130,10 @@ class AuthService:
         if found is not None and found[1] is not None and len(password.encode()) <= 4096:
             ok = await self._verify(found[1], password)
         if not ok or found is None:
-            await self._limiter.hit(key, self._settings.login_max_failures, window)
             raise AppError(UNAUTHORIZED, "wrong email or password")
         await self._limiter.reset(key, window)
         user, stored = found
+        self.check_allowed(user.email)  # taken off the whitelist since signing up
         if stored is not None and self._hasher.check_needs_rehash(stored):
             await self._users.set_password_hash(user.user_id, await self._hash(password))
         return await self.session_for(user)
@@ -161,6 +163,11 @@ class AuthService:
         user = await self._users.by_id(record["user_id"])
         if user is None:
             raise AppError(UNAUTHORIZED, "account no longer exists")
+        try:
+            self.check_allowed(user.email)
+        except AppError:
+            await self._refresh.revoke_family(record["family_id"])
+            raise
         return await self.session_for(user, record["family_id"])
 
     async def logout(self, refresh_token: str | None) -> None:

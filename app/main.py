@@ -49,6 +49,7 @@ from app.llm.base import Provider
 from app.llm.local_server import LocalLlamaServer, LocalServerError, locate
 from app.llm.registry import ProviderRegistry, build_registry
 from app.llm.tokens import load_encoder
+from app.login_tokens import LoginTokens
 from app.metrics import Metrics
 from app.oidc import OIDCService
 from app.rag.embeddings import build_embedder
@@ -67,6 +68,7 @@ from app.tools.notion import NotionTools
 from app.tools.registry import ToolRegistry
 from app.tools.source import ToolLoopSource
 from app.usage import UsageService
+from handlers import security
 from handlers.common import cors_middleware, error_middleware
 from handlers.routes import setup_routes
 from namespaces.base import BaseNamespace
@@ -87,6 +89,7 @@ from storage.control import ControlBus, LocalControlBus, RedisControlBus
 from storage.embedded_mongo import EmbeddedMongo
 from storage.files import FileStore
 from storage.invites import MongoInviteBook
+from storage.login_tokens import LoginTokenStore
 from storage.messages import MessageStore
 from storage.mongo import Mongo, MongoUnavailable
 from storage.presence import MemoryPresence, PresenceStore, RedisPresence
@@ -267,7 +270,10 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     node_id = settings.server.node_id or f"{socket.gethostname()}-{os.getpid()}-{new_id()[:6]}"
     metrics = Metrics()
 
-    secret = settings.jwt_secret_value()
+    try:
+        secret = settings.jwt_secret_value()
+    except ConfigError as exc:
+        raise StartupError(str(exc)) from exc
     if secret is None:
         if settings.server.production:
             raise StartupError(
@@ -275,11 +281,17 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             )
         secret = load_or_create_secret(settings.data_dir.resolve())
     auth_settings = settings.auth
-    issuer = TokenIssuer(
-        secret, auth_settings.access_ttl_seconds, auth_settings.refresh_ttl_seconds
-    )
+    try:
+        issuer = TokenIssuer(
+            secret, auth_settings.access_ttl_seconds, auth_settings.refresh_ttl_seconds
+        )
+    except ValueError as exc:
+        raise StartupError(f"the JWT secret: {exc}") from exc
 
     limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
+    # The daily token budgets in a store of their own: no flood of short-lived keys
+    # (log-in guesses, connects from many addresses) can push them out.
+    budgets: RateLimiter = limiter if redis is not None else MemoryRateLimiter()
     presence: PresenceStore = (
         RedisPresence(redis, node_id) if redis is not None else MemoryPresence()
     )
@@ -297,9 +309,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     room_files = RoomFiles(file_store, blobs, vectors)
 
     # The assistant: one admission gate for every path, replies as tasks of their own.
-    gate = AdmissionGate(settings.limits, settings.assistant, limiter, metrics)
+    gate = AdmissionGate(settings.limits, settings.assistant, budgets, metrics)
     ledger = UsageStore(mongo)
-    accounting = Accounting(registry, metrics, limiter, ledger)
+    accounting = Accounting(registry, metrics, budgets, ledger)
     retriever = RagRetriever(settings.vectors, file_store, vectors, embedder, recall)
     # Tools: search_documents over the same retriever, plus calendar, Notion and MCP.
     tools = ToolRegistry(settings.tools, [
@@ -340,7 +352,10 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     await ingestor.start()
     recall.start()
 
-    connections = ConnectionRegistry(sio, emitter, settings.server.max_socket_queue)
+    connections = ConnectionRegistry(
+        sio, emitter, settings.server.max_socket_queue, settings.limits, limiter,
+        auth.check_allowed,
+    )
     sio.register_namespace(
         RealtimeNamespace(REALTIME, issuer, connections, emitter, metrics, rooms)
     )
@@ -352,6 +367,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         ask=AskService(settings.assistant, rooms, engine),
         usage=UsageService(mongo, rooms, ledger), files=files, oidc=oidc, tools=tools,
         stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever),
+        login_tokens=LoginTokens(
+            LoginTokenStore(mongo), auth, users, settings.auth.login_token_ttl_seconds
+        ),
     )
     await control.start()
     await presence.start()
@@ -443,4 +461,25 @@ def create_app(
     app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.extend([mongo_ctx, redis_ctx, llm_ctx, rag_ctx, tools_ctx, services_ctx])
     setup_routes(app, WEB_DIR)
+    security.setup(app)
+    if settings.server.base_path:
+        mount_under(app, settings.server.base_path)
     return app
+
+
+def mount_under(app: web.Application, base_path: str) -> None:
+    """Move every route (REST, Socket.IO, the web client) under `base_path`.
+
+    For a proxy that forwards https://example.com/parlour/... as is. `/parlour`
+    redirects to `/parlour/`, where the web client's relative URLs resolve.
+    """
+    router = app.router
+    for resource in list(router.resources()):
+        router.unindex_resource(resource)
+        resource.add_prefix(base_path)
+        router.index_resource(resource)
+
+    async def to_slash(request: web.Request) -> web.Response:
+        raise web.HTTPPermanentRedirect(base_path + "/")
+
+    router.add_get(base_path, to_slash)

@@ -11,6 +11,7 @@ from app.config import Settings
 from app.files import FileService
 from app.health import HealthService
 from app.llm.registry import ProviderRegistry
+from app.login_tokens import LoginTokens
 from app.metrics import Metrics
 from app.oidc import OIDCService
 from app.rooms import RoomService
@@ -39,3 +40,4 @@ class Services:
     files: FileService | None = None
     oidc: OIDCService | None = None
     tools: ToolRegistry | None = None
+    login_tokens: LoginTokens | None = None

@@ -77,7 +77,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         elapsed = (time.perf_counter() - started) * 1000
         services = request.app.get(SERVICES)
         if services is not None:
-            services.metrics.requests.labels(method=request.method, status=str(status)).inc()
+            services.metrics.request(request.method, status)
         log.info(
             "%s %s status=%d duration_ms=%.1f", request.method, request.path, status, elapsed,
             extra={"method": request.method, "path": request.path, "status": status,
@@ -128,6 +128,12 @@ def principal(request: web.Request) -> Principal:
     if not token:
         raise AppError(UNAUTHORIZED, "missing token")
     return services(request).issuer.verify_access(token)
+
+
+def cookie_path(request: web.Request, path: str) -> str:
+    """A cookie path under `server.base_path` (the browser sees the prefixed URLs)."""
+    base = request.app[SETTINGS].server.base_path
+    return (base + path).rstrip("/") or "/" if base else path
 
 
 def client_ip(request: web.Request) -> str:

@@ -34,7 +34,10 @@ async def upload_parts(request: web.Request) -> AsyncIterator[UploadPart]:
     """The `files` parts of a multipart body, each streamed as it arrives."""
     if not request.content_type.startswith("multipart/"):
         raise invalid("body: expected multipart/form-data with one or more `files` parts")
-    reader = await request.multipart()
+    try:
+        reader = await request.multipart()
+    except (ValueError, AssertionError, KeyError) as exc:  # e.g. no boundary
+        raise invalid("body: malformed multipart/form-data (is the boundary missing?)") from exc
     found = False
     others: list[str] = []
     while True:

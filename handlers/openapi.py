@@ -9,12 +9,13 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from app import __version__
+from app.keys import SETTINGS
 from app.schemas import CreateRoom, Login, RefreshRequest, RoomSettings, Signup
 from handlers import openapi_responses as R
 from handlers.ai import ChatCompletion, MetricsQuery, ModelPage, Run
 from handlers.chats import ListChats, ListMessages
 from handlers.common import json_response
-from handlers.oidc import OIDCCallback, OIDCLogin
+from handlers.oidc import LoginLanding, OIDCCallback, OIDCLogin, ValidateToken
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ OPERATIONS = [
     Op("get", "/api/v1/auth/providers", "Configured single sign-on providers", auth=False,
        response=R.Providers),
     Op("get", "/api/v1/auth/me", "The current user", response=R.Me),
-    Op("get", "/api/v1/auth/validate-token", "Check an access token: {valid, user}",
-       response=R.TokenCheck),
+    Op("get", "/api/v1/auth/validate-token", "Check an access token: {valid, user}; with "
+       "?token=, trade a one-time single sign-on token for the session cookies (once)",
+       query=ValidateToken, response=R.TokenCheck),
     Op("get", "/api/v1/auth/{provider}/login", "Single sign-on: redirect to the provider",
        query=OIDCLogin, auth=False, ok=302),
     Op("get", "/api/v1/auth/{provider}/callback", "Single sign-on: finish, set the cookies",
@@ -95,6 +97,10 @@ OPERATIONS = [
     Op("get", "/api/v1/metrics/sessions/{chat_id}", "The same for one chat",
        response=R.UserMetrics),
     Op("get", "/internal/health", "Backend health", auth=False, response=R.Health),
+    Op("get", "/internal/metrics", "Prometheus metrics", auth=False,
+       content_type="text/plain"),
+    Op("get", "/login-success-redirect", "After single sign-on: the page that trades the "
+       "one-time token", query=LoginLanding, auth=False, content_type="text/html"),
 ]
 
 ERROR = {
@@ -185,15 +191,18 @@ def build_spec() -> dict[str, Any]:
 
 
 DOCS_HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Parlour API</title><link rel="stylesheet" href="/vendor/swagger/swagger-ui.css">
+<title>Parlour API</title><link rel="stylesheet" href="vendor/swagger/swagger-ui.css">
 </head><body><div id="swagger-ui"></div>
-<script src="/vendor/swagger/swagger-ui-bundle.js"></script>
-<script src="/vendor/swagger/init.js"></script></body></html>"""
+<script src="vendor/swagger/swagger-ui-bundle.js"></script>
+<script src="vendor/swagger/init.js"></script></body></html>"""
 
 
 def setup(app: web.Application) -> None:
     """Register /openapi.json and /docs."""
     spec = build_spec()
+    base = app[SETTINGS].server.base_path
+    if base:  # the paths are relative to the server's mount point
+        spec["servers"] = [{"url": base}]
 
     async def openapi(request: web.Request) -> web.Response:
         return json_response(spec)

@@ -73,6 +73,11 @@ class _MiniLM:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.inter_op_num_threads = 1
+        # Every batch has its own shape (texts of any length): onnxruntime's arena and
+        # memory patterns keep a block per shape seen and never give them back, so the
+        # process grew with use. Plain malloc/free per run keeps it flat (bench/soak.py).
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
         self._tokenizer = tokenizer
         self._session: Any = ort.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
