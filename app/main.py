@@ -50,6 +50,7 @@ from app.llm.local_server import LocalLlamaServer, LocalServerError, locate
 from app.llm.registry import ProviderRegistry, build_registry
 from app.llm.tokens import load_encoder
 from app.login_tokens import LoginTokens
+from app.logs import quiet_malformed_packets
 from app.metrics import Metrics
 from app.oidc import OIDCService
 from app.rag.embeddings import build_embedder
@@ -450,6 +451,7 @@ def create_app(
     )
     sio.attach(app)
     app[SIO] = sio
+    quiet_malformed_packets()
 
     async def close_sockets(app: web.Application) -> None:
         # on_shutdown runs before aiohttp waits for open handlers: disconnecting every

@@ -65,6 +65,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = _HTTP_CODES.get(exc.status, INVALID_PAYLOAD if exc.status < 500 else INTERNAL)
         return error_response(AppError(code, exc.reason, status=exc.status))
     except Exception as exc:
+        if isinstance(exc, ValueError) and request.path.endswith("/socket.io/"):
+            # Engine.IO raises on a malformed packet in a WebSocket it already upgraded.
+            log.warning("malformed Engine.IO packet from %s: %.200s", request.remote, exc)
+            status = 400
+            return error_response(AppError(INVALID_PAYLOAD, "malformed Engine.IO packet"))
         err = error_from_exception(exc)
         if err.code == INTERNAL:
             log.exception("%s %s failed", request.method, request.path)
