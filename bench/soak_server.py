@@ -3,7 +3,8 @@
     python -m bench.soak_server --port P --mongo URI --data-dir DIR --stats FILE
 
 Runs in its own process (so the load generator's memory is not counted). On SIGUSR1 it
-collects garbage and writes `{"rss_mb", "traced_mb", "top"}` to FILE (`top`: the
+collects garbage and writes `{"rss_mb", "blocks", "traced_mb", "top"}` to FILE
+(`blocks`: Python's allocated memory blocks, a cheap and exact count of its heap) (`top`: the
 allocation sites that grew most since the previous report, from tracemalloc).
 """
 
@@ -14,6 +15,7 @@ import asyncio
 import gc
 import json
 import signal
+import sys
 import tracemalloc
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -78,7 +80,8 @@ class Reporter:
                 stats = snapshot.compare_to(self._last, "lineno")
                 top = [str(s) for s in stats[:12]]
             self._last = snapshot
-        data = {"rss_mb": round(rss_mb(), 1), "traced_mb": round(traced, 2), "top": top}
+        data = {"rss_mb": round(rss_mb(), 1), "traced_mb": round(traced, 2), "top": top,
+                "blocks": sys.getallocatedblocks()}
         tmp = self._path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         tmp.replace(self._path)

@@ -172,3 +172,20 @@ def test_a_short_secret_file_is_one_line(tmp_path: Any) -> None:
     line = one_line_error(cli("serve", "--port", "0", "--data-dir", str(tmp_path / "d"),
                               PARLOUR_AUTH__JWT_SECRET_FILE=str(secret)))
     assert "auth.jwt_secret_file" in line and "32 bytes" in line
+
+
+async def test_security_headers_on_the_api_and_the_docs(make_settings: Any) -> None:
+    server = await start_parlour(make_settings())
+    try:
+        for path in ("/api/v1/model", "/api/v1/chat", "/internal/health", "/",
+                     "/socket.io/?EIO=4&transport=polling"):
+            async with server.http.get(server.url + path) as resp:
+                assert resp.headers["X-Content-Type-Options"] == "nosniff", path
+                assert resp.headers["Referrer-Policy"] == "same-origin", path
+                csp = resp.headers["Content-Security-Policy"]
+                assert "frame-ancestors 'none'" in csp and "script-src 'self';" in csp, path
+                assert "unsafe-inline" not in csp and "unsafe-eval" not in csp, path
+        async with server.http.get(server.url + "/docs") as resp:
+            assert "style-src 'self' 'unsafe-inline'" in resp.headers["Content-Security-Policy"]
+    finally:
+        await server.close()
