@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,7 +13,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from app.config import AuthSettings
 from app.errors import FORBIDDEN, UNAUTHORIZED, AppError, invalid, rate_limited
-from app.models import User
+from app.models import Principal, User
+from app.token_versions import GONE, TokenVersions
 from app.tokens import TokenIssuer, token_hash
 from storage.ratelimit import RateLimiter
 from storage.users import RefreshTokenStore, UserStore
@@ -29,6 +31,54 @@ def check_password(password: str, min_chars: int) -> None:
         raise invalid(f"password: must be at least {min_chars} characters")
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         raise invalid(f"password: must be at most {MAX_PASSWORD_BYTES} bytes")
+
+
+def email_allowed(settings: AuthSettings, email: str) -> bool:
+    """False if a whitelist is configured and the email is not on it."""
+    emails = {e.lower() for e in settings.allowed_emails}
+    domains = {d.lower().lstrip("@") for d in settings.allowed_domains}
+    if not emails and not domains:
+        return True
+    email = email.lower()
+    return email in emails or email.rsplit("@", 1)[-1] in domains
+
+
+class Authenticator:
+    """Maps a presented credential to its principal: the one check every transport uses.
+
+    REST (Authorization: Bearer or the cookie), Socket.IO connect and `auth_refresh`, and
+    the plain WebSocket all call `authenticate`; long-lived connections call `check`
+    again (each plain-WebSocket frame) so a log-out ends them too.
+    """
+
+    def __init__(
+        self, settings: AuthSettings, issuer: TokenIssuer, versions: TokenVersions
+    ) -> None:
+        self._settings = settings
+        self._issuer = issuer
+        self.versions = versions
+
+    async def authenticate(self, token: str) -> Principal:
+        """The one check of a presented credential (REST, Socket.IO, plain WebSocket).
+
+        A validly signed, unexpired access token whose version is the user's current one
+        (no log-out since), of an account that still exists and is still allowed.
+        """
+        who = self._issuer.verify_access(token)
+        await self.check(who)
+        return who
+
+    async def check(self, who: Principal) -> None:
+        """`unauthorized` if the principal's session ended since it was authenticated."""
+        if who.expires_at and who.expires_at <= time.time():
+            raise AppError(UNAUTHORIZED, "token expired")
+        version = await self.versions.current(who.user_id)
+        if version is None:
+            raise AppError(UNAUTHORIZED, "account no longer exists")
+        if version != who.token_version:
+            raise AppError(UNAUTHORIZED, "session ended; log in again")
+        if not email_allowed(self._settings, who.email):
+            raise AppError(UNAUTHORIZED, "this email is no longer allowed on this server")
 
 
 @dataclass(frozen=True)
@@ -62,12 +112,14 @@ class AuthService:
         refresh_tokens: RefreshTokenStore,
         issuer: TokenIssuer,
         limiter: RateLimiter,
+        versions: TokenVersions,
         on_signup: list[UserHook] | None = None,
     ) -> None:
         self._settings = settings
         self._users = users
         self._refresh = refresh_tokens
         self.issuer = issuer
+        self.versions = versions
         self._limiter = limiter
         self._hasher = PasswordHasher()
         self._on_signup = on_signup if on_signup is not None else []
@@ -77,14 +129,8 @@ class AuthService:
 
     def check_allowed(self, email: str) -> None:
         """`forbidden` if a whitelist is configured and the email is not on it."""
-        emails = {e.lower() for e in self._settings.allowed_emails}
-        domains = {d.lower().lstrip("@") for d in self._settings.allowed_domains}
-        if not emails and not domains:
-            return
-        email = email.lower()
-        if email in emails or email.rsplit("@", 1)[-1] in domains:
-            return
-        raise AppError(FORBIDDEN, "this email is not allowed to use this server")
+        if not email_allowed(self._settings, email):
+            raise AppError(FORBIDDEN, "this email is not allowed to use this server")
 
     async def _hash(self, password: str) -> str:
         # argon2 is deliberately slow: keep it off the event loop.
@@ -133,15 +179,20 @@ class AuthService:
             raise AppError(UNAUTHORIZED, "wrong email or password")
         await self._limiter.reset(key, window)
         user, stored = found
-        self.check_allowed(user.email)  # taken off the whitelist since signing up
+        self.check_allowed(user.email)
         if stored is not None and self._hasher.check_needs_rehash(stored):
             await self._users.set_password_hash(user.user_id, await self._hash(password))
         return await self.session_for(user)
 
-    async def session_for(self, user: User, family_id: str | None = None) -> Session:
+    async def session_for(
+        self, user: User, family_id: str | None = None, auth_time: int | None = None
+    ) -> Session:
         """A new access + refresh token pair for `user` (a new family unless given)."""
-        access, ttl = self.issuer.issue_access(user)
-        refresh = self.issuer.issue_refresh(user.user_id, family_id)
+        version = await self._users.token_version(user.user_id)
+        if version is None:
+            raise AppError(UNAUTHORIZED, "account no longer exists")
+        access, ttl = self.issuer.issue_access(user, version, auth_time)
+        refresh = self.issuer.issue_refresh(user.user_id, family_id, version, auth_time)
         await self._refresh.add(
             refresh.jti,
             refresh.family_id,
@@ -163,22 +214,38 @@ class AuthService:
         user = await self._users.by_id(record["user_id"])
         if user is None:
             raise AppError(UNAUTHORIZED, "account no longer exists")
+        if await self.versions.current(user.user_id) != claims.get("ver", 0):
+            await self._refresh.revoke_family(record["family_id"])
+            raise AppError(UNAUTHORIZED, "session ended; log in again")
         try:
-            self.check_allowed(user.email)
+            self.check_allowed(user.email)  # taken off the whitelist since signing up
         except AppError:
             await self._refresh.revoke_family(record["family_id"])
             raise
-        return await self.session_for(user, record["family_id"])
+        return await self.session_for(user, record["family_id"], claims.get("auth_time"))
 
-    async def logout(self, refresh_token: str | None) -> None:
-        """Revoke the refresh token's family (this device's session)."""
-        if not refresh_token:
-            return
-        try:
-            claims = self.issuer.verify_refresh(refresh_token)
-        except AppError:
-            return
-        await self._refresh.revoke_family(str(claims["fam"]))
+    async def logout(self, refresh_token: str | None, user_id: str | None = None) -> None:
+        """End every session of the user (all devices): refresh and access tokens alike.
+
+        The user comes from the refresh token, else from the caller's access token.
+        """
+        if refresh_token:
+            try:
+                claims = self.issuer.verify_refresh(refresh_token)
+            except AppError:
+                pass
+            else:
+                await self._refresh.revoke_family(str(claims["fam"]))
+                user_id = str(claims["sub"])
+        if user_id is not None:
+            await self.versions.bump(user_id)
+
+    async def delete_account(self, user_id: str) -> bool:
+        """Delete the account record; its tokens are refused at once on every node."""
+        deleted = await self._users.delete(user_id)
+        await self._refresh.revoke_user(user_id)
+        await self.versions.publish(user_id, GONE)
+        return deleted
 
     async def me(self, user_id: str) -> User:
         """The current user's account."""

@@ -25,7 +25,9 @@ from app.node_file import running_node
 from app.room_hooks import NoHooks
 from app.rooms import RoomService, no_files
 from app.schemas import Signup, parse
+from app.token_versions import TokenVersions
 from app.tokens import TokenIssuer
+from storage.control import LocalControlBus
 from storage.embedded_mongo import EmbeddedMongo
 from storage.invites import MongoInviteBook
 from storage.messages import MessageStore
@@ -79,7 +81,7 @@ def _build(settings: Settings, mongo: Mongo, where: str) -> Accounts:
     issuer = TokenIssuer(secrets.token_urlsafe(32), 60, 60)
     auth = AuthService(
         settings.auth, users, RefreshTokenStore(mongo), issuer, limiter,
-        on_signup=[rooms.accept_invites],
+        TokenVersions(users, LocalControlBus()), on_signup=[rooms.accept_invites],
     )
     return Accounts(auth, users, where)
 

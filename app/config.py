@@ -104,6 +104,11 @@ class AuthSettings(_Section):
     jwt_secret_file: Path | None = None
     access_ttl_seconds: int = Field(900, ge=1)
     refresh_ttl_seconds: int = Field(14 * 24 * 3600, ge=60)
+    # The longest a session lasts from its log-in, refreshes included (0: no cap).
+    max_token_lifetime_seconds: int = Field(30 * 24 * 3600, ge=0)
+    # A first single sign-on whose (verified) email has a password account links to it
+    # only once that account's password confirms it.
+    sso_link_requires_password: bool = True
     cookie_secure: bool = False
     allowed_emails: list[str] = []
     allowed_domains: list[str] = []
@@ -154,6 +159,17 @@ class LimitsSettings(_Section):
     max_sockets_per_user: int = Field(20, ge=1)
     connects_per_minute: int = Field(600, ge=0)
     max_rooms_per_socket: int = Field(200, ge=1)
+    max_multipart_parts: int = Field(100, ge=1)
+    max_multipart_field_kb: float = Field(256, gt=0)
+
+    @model_validator(mode="after")
+    def _parts_hold_the_files(self) -> LimitsSettings:
+        if self.max_multipart_parts < self.max_files_per_upload:
+            raise ValueError(
+                "max_multipart_parts must be at least max_files_per_upload "
+                f"({self.max_files_per_upload})"
+            )
+        return self
 
 
 class BlobSettings(_Section):
@@ -187,6 +203,17 @@ class EmbeddingSettings(_Section):
     chunk_overlap: int = Field(30, ge=0)
     ingest_workers: int = Field(2, ge=1, le=16)
     ingest_lease_seconds: float = Field(60.0, ge=5)
+
+
+class IngestSettings(_Section):
+    """The extraction sandbox: what reading one uploaded file may cost."""
+
+    extract_timeout_seconds: float = Field(60.0, gt=0)
+    extract_memory_mb: int = Field(1024, ge=256)
+    max_extracted_chars: int = Field(5_000_000, ge=1000)
+    max_zip_entries: int = Field(2000, ge=1)
+    max_zip_uncompressed_mb: float = Field(200, gt=0)
+    max_zip_ratio: float = Field(100, gt=1)
 
 
 class LLMSettings(_Section):
@@ -292,6 +319,7 @@ class Settings(BaseSettings):
     blobs: BlobSettings = BlobSettings()
     vectors: VectorSettings = VectorSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
+    ingest: IngestSettings = IngestSettings()
     llm: LLMSettings = LLMSettings()
     assistant: AssistantSettings = AssistantSettings()
     tools: ToolsSettings = ToolsSettings()

@@ -81,6 +81,7 @@ def document_json(record: FileRecord) -> dict[str, Any]:
     }
     if record.error:
         data["error"] = record.error
+        data["error_code"] = record.error_code or "invalid_payload"
     return data
 
 
@@ -91,10 +92,14 @@ class RoomFiles:
     be built with this in its constructor.
     """
 
-    def __init__(self, files: FileStore, blobs: BlobStore, vectors: VectorStore) -> None:
+    def __init__(
+        self, files: FileStore, blobs: BlobStore, vectors: VectorStore,
+        cancel: Callable[[str], None],
+    ) -> None:
         self._files = files
         self._blobs = blobs
         self._vectors = vectors
+        self._cancel = cancel  # stops a file's ingestion on this node
 
     async def files_of_chat(self, chat_id: str, file_ids: list[str]) -> bool:
         """Whether every id is a file of the room (for messages that attach files)."""
@@ -104,6 +109,8 @@ class RoomFiles:
     async def on_room_deleted(self, chat_id: str) -> None:
         """Delete every file of a deleted room: vectors (messages too), blobs, records."""
         records = await self._files.mark_chat_deleting(chat_id)
+        for record in records:
+            self._cancel(record.file_id)
         await self._vectors.delete_where(f"chat:{chat_id}", {"chat_id": chat_id})
         for record in records:
             await self._blobs.delete(record.key)
@@ -116,6 +123,7 @@ class FileService:
     def __init__(
         self, limits: LimitsSettings, files: FileStore, blobs: BlobStore, vectors: VectorStore,
         rooms: RoomService, metrics: Metrics, wake: Callable[[], None],
+        cancel: Callable[[str], None],
     ) -> None:
         self._limits = limits
         self._files = files
@@ -124,6 +132,7 @@ class FileService:
         self._rooms = rooms
         self._metrics = metrics
         self._wake = wake  # tells the ingestion workers there is new work
+        self._cancel = cancel  # stops a deleted file's ingestion on this node
 
     # -- chat files -----------------------------------------------------------------------
 
@@ -284,6 +293,7 @@ class FileService:
         record = await self._files.mark_deleting(file_id)
         if record is None:
             return
+        self._cancel(record.file_id)
         await self._vectors.delete_where(record.namespace, {"document_id": record.file_id})
         await self._blobs.delete(record.key)
         await self._files.delete(record.file_id)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -57,10 +58,75 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(data, default=str).decode()
 
 
+class BatchedStreamHandler(logging.StreamHandler[TextIO]):
+    """A stream handler that writes its lines in batches, not one write per line.
+
+    On the event loop, lines wait at most `delay` seconds (or until `max_bytes` are
+    pending); warnings and errors, and lines logged outside a running loop, are written
+    at once with everything before them. `flush()` (also run at exit) writes the rest.
+    """
+
+    def __init__(self, stream: TextIO | None = None, delay: float = 0.1,
+                 max_bytes: int = 64 * 1024) -> None:
+        super().__init__(stream)
+        self._follow_stderr = stream is None  # sys.stderr at write time, as logging.lastResort
+        self._delay = delay
+        self._max_bytes = max_bytes
+        self._pending: list[str] = []
+        self._size = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Handler.handle holds self.lock around emit.
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending.append(line)
+        self._size += len(line)
+        if record.levelno >= logging.WARNING or self._size >= self._max_bytes:
+            self._write()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write()
+            return
+        if self._timer is None or self._timer_loop is not loop:  # none yet, or a dead loop's
+            self._timer_loop = loop
+            self._timer = loop.call_later(self._delay, self.flush)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._write()
+        finally:
+            self.release()
+
+    def _write(self) -> None:
+        try:
+            if self._follow_stderr:
+                self.stream = sys.stderr
+            if self._pending:
+                self.stream.write("".join(self._pending))
+                self._pending.clear()
+                self._size = 0
+            if hasattr(self.stream, "flush"):
+                self.stream.flush()
+        except Exception:
+            self._pending.clear()
+            self._size = 0
+
+
 def setup_logging(fmt: str, level: str, production: bool) -> None:
     """Configure the root logger once."""
     use_json = fmt == "json" or (fmt == "auto" and (production or not sys.stderr.isatty()))
-    handler = logging.StreamHandler()
+    handler = BatchedStreamHandler()
     handler.setFormatter(
         JsonFormatter() if use_json
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")

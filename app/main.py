@@ -23,7 +23,7 @@ from app.assistant.completion import CompletionService
 from app.assistant.engine import AssistantEngine
 from app.assistant.listeners import ReplyListeners
 from app.assistant.source import ReplySource
-from app.auth import AuthService
+from app.auth import Authenticator, AuthService
 from app.config import ConfigError, Settings
 from app.events import Emitter
 from app.files import FileService, RoomFiles
@@ -60,6 +60,7 @@ from app.rooms import RoomService
 from app.services import Services
 from app.startup_checks import StartupError
 from app.stateless import StatelessAsk
+from app.token_versions import TokenVersions
 from app.tokens import TokenIssuer, load_or_create_secret
 from app.tools.base import ToolSource
 from app.tools.documents import DocumentTools
@@ -70,7 +71,8 @@ from app.tools.registry import ToolRegistry
 from app.tools.source import ToolLoopSource
 from app.usage import UsageService
 from handlers import security
-from handlers.common import cors_middleware, error_middleware
+from handlers.common import auth_middleware, cors_middleware, error_middleware
+from handlers.origins import OriginPolicy, origin_middleware
 from handlers.routes import setup_routes
 from namespaces.base import BaseNamespace
 from namespaces.connections import ConnectionRegistry
@@ -79,6 +81,8 @@ from namespaces.server import (
     DEFAULT,
     REALTIME,
     OrjsonModule,
+    ParlourManager,
+    ParlourPacket,
     ParlourRedisManager,
     ParlourServer,
     SocketTransport,
@@ -98,7 +102,7 @@ from storage.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from storage.rooms import RoomStore
 from storage.streams import MemoryStreamLog, RedisStreamLog, StreamLog
 from storage.usage import UsageStore
-from storage.users import RefreshTokenStore, UserStore
+from storage.users import IdentityStore, RefreshTokenStore, UserStore
 from storage.vectors import build_vector_store
 
 log = logging.getLogger(__name__)
@@ -284,7 +288,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     auth_settings = settings.auth
     try:
         issuer = TokenIssuer(
-            secret, auth_settings.access_ttl_seconds, auth_settings.refresh_ttl_seconds
+            secret, auth_settings.access_ttl_seconds, auth_settings.refresh_ttl_seconds,
+            auth_settings.max_token_lifetime_seconds,
         )
     except ValueError as exc:
         raise StartupError(f"the JWT secret: {exc}") from exc
@@ -300,14 +305,21 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     control: ControlBus = RedisControlBus(redis) if redis is not None else LocalControlBus()
     emitter = Emitter(SocketTransport(sio, control))
     users = UserStore(mongo)
+    versions = TokenVersions(users, control)
+    authenticator = Authenticator(auth_settings, issuer, versions)
     room_store, message_store = RoomStore(mongo), MessageStore(mongo)
+    room_store.attach(control)
     registry = app[REGISTRY]
 
     # Files and retrieval, which the assistant and the rooms use.
     blobs, vectors, embedder = app[BLOBS], app[VECTORS], app[EMBEDDER]
     file_store = FileStore(mongo)
     recall = RecallIndexer(mongo, message_store, vectors, embedder)
-    room_files = RoomFiles(file_store, blobs, vectors)
+    ingestor = Ingestor(
+        settings.embeddings, settings.ingest, settings.limits, file_store, blobs, vectors,
+        embedder, emitter, metrics, node_id, single_node=redis is None,
+    )
+    room_files = RoomFiles(file_store, blobs, vectors, ingestor.cancel)
 
     # The assistant: one admission gate for every path, replies as tasks of their own.
     gate = AdmissionGate(settings.limits, settings.assistant, budgets, metrics)
@@ -331,11 +343,14 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     completions = CompletionService(settings.assistant, registry, gate, accounting)
     engine.start()
     auth = AuthService(
-        settings.auth, users, RefreshTokenStore(mongo), issuer, limiter,
+        settings.auth, users, RefreshTokenStore(mongo), issuer, limiter, versions,
         on_signup=[rooms.accept_invites],
     )
     try:
-        oidc = OIDCService(settings.oidc, auth, users, secret)
+        oidc = OIDCService(
+            settings.oidc, auth, users, IdentityStore(mongo), secret,
+            link_requires_password=settings.auth.sso_link_requires_password,
+        )
     except ValueError as exc:
         raise StartupError(f"single sign-on: {exc}") from exc
     health = HealthService(__version__, node_id)
@@ -343,28 +358,29 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     health.register("llm", lambda: _check_llm(app[REGISTRY], app[LOCAL_LLM]))
     if redis is not None:
         health.register("redis", lambda: _ping_redis(redis))
-    ingestor = Ingestor(
-        settings.embeddings, settings.limits, file_store, blobs, vectors, embedder, emitter,
-        metrics, node_id, single_node=redis is None,
+    files = FileService(
+        settings.limits, file_store, blobs, vectors, rooms, metrics, ingestor.wake,
+        ingestor.cancel,
     )
-    files = FileService(settings.limits, file_store, blobs, vectors, rooms, metrics, ingestor.wake)
     health.register("blobs", lambda: _ping(blobs.ping()))
     health.register("vectors", lambda: _ping(vectors.ping()))
     await ingestor.start()
     recall.start()
 
     connections = ConnectionRegistry(
-        sio, emitter, settings.server.max_socket_queue, settings.limits, limiter,
-        auth.check_allowed,
+        sio, emitter, settings.server.max_socket_queue, versions, settings.limits, limiter
     )
     sio.register_namespace(
-        RealtimeNamespace(REALTIME, issuer, connections, emitter, metrics, rooms)
+        RealtimeNamespace(REALTIME, authenticator, connections, emitter, metrics, rooms)
     )
-    sio.register_namespace(BaseNamespace(DEFAULT, issuer, connections, emitter, metrics))
+    sio.register_namespace(
+        BaseNamespace(DEFAULT, authenticator, connections, emitter, metrics)
+    )
 
     app[SERVICES] = Services(
         settings=settings, node_id=node_id, metrics=metrics, mongo=mongo, issuer=issuer,
-        auth=auth, rooms=rooms, health=health, engine=engine, registry=registry,
+        authenticator=authenticator, auth=auth, rooms=rooms, health=health, engine=engine,
+        registry=registry,
         ask=AskService(settings.assistant, rooms, engine),
         usage=UsageService(mongo, rooms, ledger), files=files, oidc=oidc, tools=tools,
         stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever),
@@ -381,6 +397,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await connections.stop()
         await engine.close()
+        await message_store.close()
         await recall.close()
         await ingestor.close()
         await control.close()
@@ -425,7 +442,8 @@ def create_app(
     `providers` adds LLM providers by name (tests inject a scripted one); `reply_source`
     replaces where replies' events come from (the plain provider call by default).
     """
-    middlewares = [error_middleware]
+    origins = OriginPolicy(settings.server.cors_origins)
+    middlewares = [error_middleware, origin_middleware(origins), auth_middleware]
     if settings.server.cors_origins:
         middlewares.insert(0, cors_middleware(settings.server.cors_origins))
     # One hard cap for a JSON body, a Socket.IO event and a WebSocket frame, well above
@@ -437,13 +455,16 @@ def create_app(
     app[REPLY_SOURCE] = reply_source
     manager = (
         ParlourRedisManager(settings.redis.url, channel="parlour")
-        if settings.redis.url else None
+        if settings.redis.url else ParlourManager()
     )
     sio = ParlourServer(
         async_mode="aiohttp",
         json=OrjsonModule,
+        serializer=ParlourPacket,
         client_manager=manager,
-        cors_allowed_origins=settings.server.cors_origins or None,
+        # The same rule as REST: this server's own origin plus server.cors_origins (a
+        # plain list would leave the server's own origin out).
+        cors_allowed_origins=origins.socketio,
         cors_credentials=True,
         max_http_buffer_size=cap,
         logger=False,

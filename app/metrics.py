@@ -54,6 +54,10 @@ class Metrics:
         self.ingestion = Counter(
             "parlour_ingestion_total", "Document ingestions", ["outcome"], registry=r
         )
+        self.extractions_running = Gauge(
+            "parlour_extractions_running", "Files being read in the extraction sandbox",
+            registry=r,
+        )
 
     def event(self, name: str, outcome: str, seconds: float) -> None:
         """Count one handled event; `name` must be a known event (or UNKNOWN_EVENT).

@@ -43,6 +43,10 @@ class Principal(_Record):
     email: str
     is_admin: bool = False
     expires_at: float = 0.0
+    # The user's token version when the token was issued (a newer one ends the session).
+    token_version: int = 0
+    # When the session's log-in happened (unix time; refreshes keep it).
+    auth_time: float = 0.0
 
 
 class Author(_Record):

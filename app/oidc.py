@@ -40,7 +40,7 @@ from app.errors import (
     not_found,
 )
 from app.models import User
-from storage.users import UserStore
+from storage.users import IdentityStore, UserStore
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,9 @@ SIGNING_ALGORITHMS = frozenset(
 )
 MAX_NAME_CHARS = 100
 _STATE_TYP = "oidc_state"
+_LINK_TYP = "oidc_link"
+# How long a pending link waits for the account's password.
+LINK_TTL_SECONDS = 600
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -74,6 +77,20 @@ class LoginResult:
 
     session: Session
     next_path: str
+
+
+@dataclass(frozen=True)
+class LinkPending:
+    """The provider's email belongs to a password account: its owner must confirm.
+
+    `link_token` (a short-lived signed cookie) names the account and the identity;
+    `POST /api/v1/auth/link {password}` finishes the log-in and links them.
+    """
+
+    link_token: str
+    email: str
+    provider: str
+    max_age: int
 
 
 class _Discovery(BaseModel):
@@ -257,12 +274,13 @@ class _Provider:
         await self._oauth.aclose()
 
 
-def _email_and_name(claims: Mapping[str, Any]) -> tuple[str, str]:
-    """The verified email and a display name from the provider's claims."""
+def _email_and_name(claims: Mapping[str, Any]) -> tuple[str, str, bool]:
+    """The email, a display name, and whether the provider asserts the email is verified."""
     email = claims.get("email")
     if not isinstance(email, str) or len(email) > 320 or not _EMAIL.fullmatch(email):
         raise AppError(FORBIDDEN, "the identity provider did not share an email address")
-    # Absent claim: the provider vouches for its emails; present, it must be true.
+    verified = claims.get("email_verified") in (True, "true")
+    # An email the provider says it did not verify never names an account.
     if claims.get("email_verified", True) not in (True, "true"):
         raise AppError(FORBIDDEN, "the email address is not verified by the identity provider")
     given = " ".join(
@@ -270,8 +288,8 @@ def _email_and_name(claims: Mapping[str, Any]) -> tuple[str, str]:
     )
     for candidate in (claims.get("name"), given, claims.get("preferred_username")):
         if isinstance(candidate, str) and candidate.strip():
-            return email.lower(), candidate.strip()[:MAX_NAME_CHARS]
-    return email.lower(), email.split("@")[0][:MAX_NAME_CHARS]
+            return email.lower(), candidate.strip()[:MAX_NAME_CHARS], verified
+    return email.lower(), email.split("@")[0][:MAX_NAME_CHARS], verified
 
 
 class OIDCService:
@@ -282,10 +300,15 @@ class OIDCService:
         providers: Mapping[str, OIDCProviderSettings],
         auth: AuthService,
         users: UserStore,
+        identities: IdentityStore,
         secret: str,
+        *,
+        link_requires_password: bool = True,
     ) -> None:
         self._auth = auth
         self._users = users
+        self._identities = identities
+        self._link_requires_password = link_requires_password
         # A key of its own: a state token can never pass for an access token.
         self._state_key = hmac.new(secret.encode(), b"parlour-oidc-state", hashlib.sha256).digest()
         self._http = httpx2.AsyncClient(timeout=HTTP_TIMEOUT_SECONDS)
@@ -350,8 +373,13 @@ class OIDCService:
         error: str | None,
         issuer: str | None,
         state_token: str | None,
-    ) -> LoginResult:
-        """Check the callback, the code and the ID token; find or create the user; log in."""
+    ) -> LoginResult | LinkPending:
+        """Check the callback, the code and the ID token; find or create the user; log in.
+
+        The identity (issuer + subject) names the account. A first sign-in whose email
+        belongs to an existing account links to it only when the provider asserts the
+        email verified, and (auth.sso_link_requires_password) once its password confirms.
+        """
         provider = self._provider(name)
         if error:  # no session follows, so this needs no state (some providers send none)
             raise _refused(f"the identity provider refused the log-in: {error[:100]}")
@@ -370,16 +398,102 @@ class OIDCService:
         if "email" not in claims and isinstance(access_token, str):
             info = await provider.userinfo(access_token, str(claims["sub"]))
             claims = {**info, **claims}
-        email, display_name = _email_and_name(claims)
-        self._auth.check_allowed(email)
-        user = await self._find_or_create(email, display_name)
+        subject = str(claims["sub"])
+        user = await self._linked_user(meta.issuer, subject)
+        if user is None:
+            email, display_name, verified = _email_and_name(claims)
+            self._auth.check_allowed(email)
+            existing = await self._users.by_email(email)
+            if existing is None:
+                user = await self._create(email, display_name)
+            else:
+                pending = await self._link_or_confirm(
+                    existing, verified, name, meta.issuer, subject, str(bound["nxt"])
+                )
+                if pending is not None:
+                    return pending
+                user = existing
+            await self._identities.link(meta.issuer, subject, user.user_id, name)
+        self._auth.check_allowed(user.email)
         log.info("oidc %s: log-in of %s", name, user.user_id)
         return LoginResult(await self._auth.session_for(user), str(bound["nxt"]))
 
-    async def _find_or_create(self, email: str, name: str) -> User:
-        user = await self._users.by_email(email)
-        if user is not None:
-            return user
+    async def _linked_user(self, issuer: str, subject: str) -> User | None:
+        user_id = await self._identities.user_id(issuer, subject)
+        if user_id is None:
+            return None
+        user = await self._users.by_id(user_id)
+        if user is None:  # the account was deleted: the identity is free again
+            await self._identities.forget_user(user_id)
+        return user
+
+    async def _link_or_confirm(
+        self, user: User, verified: bool, provider: str, issuer: str, subject: str,
+        next_path: str,
+    ) -> LinkPending | None:
+        """None: link `user` now; else the confirmation its owner must give (password).
+
+        Never on an email the provider does not assert as verified: anyone can put any
+        address in an account at some providers.
+        """
+        if not verified:
+            raise AppError(
+                CONFLICT,
+                "an account with this email already exists; the identity provider does "
+                "not vouch for the email, so log in with the account's password instead",
+            )
+        found = await self._users.password_hash(user.email)
+        has_password = found is not None and found[1] is not None
+        if not has_password:
+            # Made by single sign-on before identities were kept: the same provider's
+            # verified email created it.
+            if not await self._identities.has_any(user.user_id):
+                return None
+            raise AppError(
+                CONFLICT, "an account with this email signs in with another provider"
+            )
+        if not self._link_requires_password:
+            return None
+        now = int(time.time())
+        token = jwt.encode(
+            {"typ": _LINK_TYP, "uid": user.user_id, "eml": user.email, "iss": issuer,
+             "sub": subject, "prv": provider, "nxt": next_path, "iat": now,
+             "exp": now + LINK_TTL_SECONDS},
+            self._state_key, algorithm="HS256",
+        )
+        return LinkPending(token, user.email, provider, LINK_TTL_SECONDS)
+
+    def pending_link(self, link_token: str | None) -> dict[str, Any]:
+        """The claims of a link waiting for its password; `unauthorized` if none is."""
+        if not link_token:
+            raise AppError(UNAUTHORIZED, "no single sign-on link is waiting in this browser")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                link_token, self._state_key, algorithms=["HS256"],
+                options={"require": ["exp", "typ", "uid", "eml", "iss", "sub", "prv", "nxt"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise AppError(UNAUTHORIZED, "the link expired or is invalid; sign in again") from exc
+        if claims["typ"] != _LINK_TYP:
+            raise AppError(UNAUTHORIZED, "invalid link")
+        return claims
+
+    async def confirm_link(
+        self, link_token: str | None, password: str, client_ip: str
+    ) -> LoginResult:
+        """The account's password confirms the link: log in, and link the identity."""
+        claims = self.pending_link(link_token)
+        # The password log-in itself: rate limited, constant time, whitelist.
+        session = await self._auth.login(str(claims["eml"]), password, client_ip)
+        if session.user.user_id != claims["uid"]:
+            raise AppError(UNAUTHORIZED, "wrong email or password")
+        await self._identities.link(
+            str(claims["iss"]), str(claims["sub"]), session.user.user_id, str(claims["prv"])
+        )
+        log.info("oidc %s: linked to %s", claims["prv"], session.user.user_id)
+        return LoginResult(session, str(claims["nxt"]))
+
+    async def _create(self, email: str, name: str) -> User:
         try:
             return await self._auth.create_user(email, None, name)
         except AppError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -10,6 +11,7 @@ from app.config import LimitsSettings
 from app.errors import (
     CONFLICT,
     FORBIDDEN,
+    NOT_FOUND,
     PAYLOAD_TOO_LARGE,
     AppError,
     invalid,
@@ -19,7 +21,7 @@ from app.errors import (
 from app.events import Emitter, room_channel
 from app.ids import new_id
 from app.limits import check_message_chars
-from app.models import Author, Member, Message, Principal, Role, Room, User, utcnow
+from app.models import WS_SESSION, Author, Member, Message, Principal, Role, Room, User, utcnow
 from app.room_hooks import InviteBook, ReplyOptions, RoomHooks
 from app.schemas import CreateRoom, Invite, RoomSettings, SendMessage
 from storage.messages import MessageStore
@@ -29,6 +31,8 @@ from storage.rooms import RoomStore
 from storage.users import UserStore
 
 log = logging.getLogger(__name__)
+# What GET /session_id hands out (new_id()): any other unknown id is just not found.
+_SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 FilesCheck = Callable[[str, list[str]], Awaitable[bool]]
@@ -99,10 +103,18 @@ class RoomService:
     # -- access ---------------------------------------------------------------------------
 
     async def load(
-        self, principal: Principal, room_id: str, *, write: bool = False, owner: bool = False
+        self, principal: Principal, room_id: str, *, write: bool = False, owner: bool = False,
+        cached: bool = False,
     ) -> Room:
-        """The room if the caller may see it; `not_found` / `forbidden` otherwise."""
-        room = await self._rooms.get(room_id)
+        """The room if the caller may see it; `not_found` / `forbidden` otherwise.
+
+        `cached`: from this node's room cache (hot paths; its `last_seq` may be behind).
+        """
+        if cached:
+            room = await self._rooms.cached(room_id)
+        else:
+            await self._messages.settle()  # its last_seq as of the last message stored
+            room = await self._rooms.get(room_id)
         if room is None:
             raise not_found("room")
         member = room.member(principal.user_id)
@@ -136,9 +148,30 @@ class RoomService:
 
     # -- rooms ----------------------------------------------------------------------------
 
+    async def session_room(self, principal: Principal, room_id: str) -> Room:
+        """A plain-WebSocket session's room, created by its first use.
+
+        `GET /session_id` only hands out an id (a GET changes nothing); the room exists
+        once a WebSocket opens with it. Someone else's room stays `not_found`.
+        """
+        try:
+            return await self.load(principal, room_id, write=True)
+        except AppError as exc:
+            if exc.code != NOT_FOUND or not _SESSION_ID.fullmatch(room_id):
+                raise
+        try:
+            return await self.create_room(
+                principal, CreateRoom(title="WebSocket session"), kind=WS_SESSION,
+                room_id=room_id,
+            )
+        except AppError as exc:  # created meanwhile: the caller's (two tabs) or not
+            if exc.code != CONFLICT:
+                raise
+            return await self.load(principal, room_id, write=True)
+
     async def create_room(
         self, principal: Principal, req: CreateRoom, sid: str | None = None,
-        *, kind: str | None = None,
+        *, kind: str | None = None, room_id: str | None = None,
     ) -> Room:
         """A new room owned by the caller (joined on `sid` when given).
 
@@ -149,7 +182,7 @@ class RoomService:
             await self._hooks.validate_model(req.model)
         now = utcnow()
         doc: dict[str, Any] = {
-            "_id": new_id(),
+            "_id": room_id or new_id(),
             "title": (req.title or "New chat").strip(),
             "owner_id": principal.user_id,
             "room_type": req.room_type,
@@ -209,6 +242,7 @@ class RoomService:
         self, principal: Principal, cursor: str | None, limit: int
     ) -> tuple[list[Room], str | None]:
         """The caller's rooms, newest activity first."""
+        await self._messages.settle()
         return await self._rooms.list_for_user(principal.user_id, cursor, limit)
 
     # -- presence -------------------------------------------------------------------------
@@ -260,7 +294,7 @@ class RoomService:
 
     async def typing(self, principal: Principal, room_id: str, sid: str, is_typing: bool) -> None:
         """Tell the others in the room that the caller is typing."""
-        await self.load(principal, room_id, write=True)
+        await self.load(principal, room_id, write=True, cached=True)
         await self.emitter.user_typing(room_id, principal.user_id, is_typing, sid)
 
     # -- members --------------------------------------------------------------------------
@@ -332,6 +366,7 @@ class RoomService:
         self, principal: Principal, cursor: str | None, limit: int
     ) -> tuple[list[Room], str | None]:
         """Public rooms anyone may join, newest activity first."""
+        await self._messages.settle()
         return await self._rooms.list_public(cursor, limit)
 
     # -- messages -------------------------------------------------------------------------
@@ -347,21 +382,25 @@ class RoomService:
         check_message_chars(len(req.content), self._limits, "content")
         if not req.content.strip() and not req.file_ids:
             raise invalid("content: must not be empty")
-        room = await self.load(principal, req.room_id, write=True)
+        room = await self.load(principal, req.room_id, write=True, cached=True)
         if req.file_ids and not await self._files_of_room(req.room_id, req.file_ids):
             raise not_found("file")
-        if req.client_msg_id is not None:
-            existing = await self._messages.by_client_msg_id(req.room_id, req.client_msg_id)
+        # A retry with a known client_msg_id is found by the insert (the unique index),
+        # not by a read before every message; only a refusal looks for it first.
+        try:
+            ticket = await self._hooks.admit_reply(room, principal, req.content, options)
+        except AppError:
+            existing = await self._sent_before(req)
             if existing is not None:
                 return existing
-        ticket = await self._hooks.admit_reply(room, principal, req.content, options)
+            raise
         try:
             message, created = await self._store_message(principal, req)
         except BaseException:
             if ticket is not None:
                 ticket.release()
             raise
-        if not created:  # a concurrent retry stored it first
+        if not created:  # a retry, or a concurrent retry stored it first
             if ticket is not None:
                 ticket.release()
             return message
@@ -373,10 +412,18 @@ class RoomService:
                 self._hooks.start_reply(ticket, room, message, options)
         return message
 
+    async def _sent_before(self, req: SendMessage) -> Message | None:
+        if req.client_msg_id is None:
+            return None
+        return await self._messages.by_client_msg_id(req.room_id, req.client_msg_id)
+
     async def _store_message(self, principal: Principal, req: SendMessage) -> tuple[Message, bool]:
         if not await self._limiter.hit(
             f"msg:{principal.user_id}", self._limits.messages_per_minute, 60
         ):
+            existing = await self._sent_before(req)
+            if existing is not None:
+                return existing, False
             raise rate_limited("too many messages; wait a minute", 60)
         if req.reply_to is not None:
             target = await self._messages.get(req.reply_to)

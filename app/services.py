@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from app.assistant.ask import AskService
 from app.assistant.engine import AssistantEngine
-from app.auth import AuthService
+from app.auth import Authenticator, AuthService
 from app.config import Settings
 from app.files import FileService
 from app.health import HealthService
@@ -29,6 +29,7 @@ class Services:
     metrics: Metrics
     mongo: Mongo
     issuer: TokenIssuer
+    authenticator: Authenticator
     auth: AuthService
     rooms: RoomService
     health: HealthService

@@ -47,43 +47,69 @@ def load_or_create_secret(data_dir: Path) -> str:
 class TokenIssuer:
     """Signs and verifies Parlour's tokens."""
 
-    def __init__(self, secret: str, access_ttl: int, refresh_ttl: int) -> None:
+    def __init__(
+        self, secret: str, access_ttl: int, refresh_ttl: int, max_lifetime: int = 0
+    ) -> None:
         if len(secret.encode()) < 32:
             raise ValueError("the JWT secret must be at least 32 bytes (RFC 7518 §3.2)")
         self._secret = secret
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        # Seconds a session may last from its log-in, refreshes included (0: no cap).
+        self.max_lifetime = max_lifetime
 
-    def issue_access(self, user: User) -> tuple[str, int]:
-        """A signed access token and its lifetime in seconds."""
+    def _expiry(self, now: int, ttl: int, auth_time: int) -> int:
+        if self.max_lifetime:
+            return min(now + ttl, auth_time + self.max_lifetime)
+        return now + ttl
+
+    def issue_access(
+        self, user: User, version: int = 0, auth_time: int | None = None
+    ) -> tuple[str, int]:
+        """A signed access token and its lifetime in seconds.
+
+        `version` is the user's token version (a bump ends every session); `auth_time`
+        the log-in this session started from (kept across refreshes).
+        """
         now = int(time.time())
+        started = auth_time or now
+        exp = self._expiry(now, self.access_ttl, started)
         claims = {
             "sub": user.user_id,
             "typ": "access",
             "name": user.name,
             "email": user.email,
             "adm": user.is_admin,
+            "ver": version,
+            "auth_time": started,
             "iat": now,
-            "exp": now + self.access_ttl,
+            "exp": exp,
             "jti": new_id(),
         }
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), self.access_ttl
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), exp - now
 
-    def issue_refresh(self, user_id: str, family_id: str | None = None) -> IssuedRefresh:
+    def issue_refresh(
+        self, user_id: str, family_id: str | None = None, version: int = 0,
+        auth_time: int | None = None,
+    ) -> IssuedRefresh:
         """A signed refresh token, in a new family unless one is given."""
         now = int(time.time())
+        started = auth_time or now
+        exp = self._expiry(now, self.refresh_ttl, started)
         jti = new_id()
         family = family_id or new_id()
         claims = {
             "sub": user_id,
             "typ": "refresh",
             "fam": family,
+            "ver": version,
+            "auth_time": started,
             "iat": now,
-            "exp": now + self.refresh_ttl,
+            "exp": exp,
             "jti": jti,
         }
         token = jwt.encode(claims, self._secret, algorithm=ALGORITHM)
-        return IssuedRefresh(token, jti, family, float(now + self.refresh_ttl))
+        return IssuedRefresh(token, jti, family, float(exp))
 
     def _decode(self, token: str, typ: str) -> dict[str, Any]:
         try:
@@ -96,6 +122,11 @@ class TokenIssuer:
             raise AppError(UNAUTHORIZED, "invalid token") from exc
         if claims.get("typ") != typ:
             raise AppError(UNAUTHORIZED, "invalid token")
+        started = claims.get("auth_time", claims["iat"])
+        if not isinstance(started, int) or not isinstance(claims.get("ver", 0), int):
+            raise AppError(UNAUTHORIZED, "invalid token")
+        if self.max_lifetime and time.time() > started + self.max_lifetime:
+            raise AppError(UNAUTHORIZED, "session too old; log in again")
         return claims
 
     def verify_access(self, token: str) -> Principal:
@@ -107,6 +138,8 @@ class TokenIssuer:
             email=str(claims.get("email", "")),
             is_admin=bool(claims.get("adm", False)),
             expires_at=float(claims["exp"]),
+            token_version=int(claims.get("ver", 0)),
+            auth_time=float(claims.get("auth_time", claims["iat"])),
         )
 
     def verify_refresh(self, token: str) -> dict[str, Any]:

@@ -9,18 +9,20 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 import orjson
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from pydantic import Field
 
 from app.assistant.completion import Completion
 from app.assistant.listeners import ReplyEvent
-from app.errors import AppError, error_from_exception, invalid
+from app.errors import AppError, error_from_exception
 from app.ids import new_id
+from app.limits import transport_cap_bytes
 from app.llm.base import ChatMessage, ChatParams, StreamEnd, TokenUsage
-from app.models import WS_SESSION, Message
-from app.schemas import CreateRoom, Payload, parse
+from app.models import Message
+from app.schemas import Payload, parse
 from app.services import Services
-from handlers.common import body, form, json_response, principal, query, services
+from handlers.common import SETTINGS, body, form, json_response, principal, query, services
+from handlers.multipart import MultipartCaps, form_fields
 
 
 class ModelPage(Payload):
@@ -111,10 +113,9 @@ async def chat_metrics(request: web.Request) -> web.Response:
 
 
 async def session_id(request: web.Request) -> web.Response:
-    room = await services(request).rooms.create_room(
-        principal(request), CreateRoom(title="WebSocket session"), kind=WS_SESSION
-    )
-    return json_response({"session_id": room.room_id})
+    """A new session id; a GET changes nothing: the room is made when a WebSocket opens."""
+    principal(request)
+    return json_response({"session_id": new_id()})
 
 
 async def aisuite_chat(request: web.Request) -> web.StreamResponse:
@@ -159,17 +160,10 @@ async def _run_request(request: web.Request) -> Run:
     if request.content_type == "application/x-www-form-urlencoded":
         return parse(Run, await form(request))
     if request.content_type.startswith("multipart/"):
-        fields: dict[str, str] = {}
-        try:
-            reader = await request.multipart()
-        except (ValueError, AssertionError, KeyError) as exc:
-            raise invalid("body: malformed multipart data") from exc
-        async for part in reader:
-            if not isinstance(part, BodyPartReader) or part.name is None:
-                continue
-            if part.filename:
-                raise invalid(f"{part.name}: attachments are not supported by /run yet")
-            fields[part.name] = (await part.read(decode=True)).decode(errors="replace")
+        settings = request.app[SETTINGS]
+        caps = MultipartCaps.for_fields(settings.limits, transport_cap_bytes(settings.limits))
+        fields = await form_fields(
+            request, caps, files_refused="attachments are not supported by /run yet")
         return parse(Run, fields)
     return await body(request, Run)
 

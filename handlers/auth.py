@@ -7,8 +7,10 @@ from aiohttp import web
 from app.auth import Session
 from app.errors import UNAUTHORIZED, AppError
 from app.keys import SETTINGS
+from app.models import Principal
 from app.schemas import Login, RefreshRequest, Signup, TokenForm, parse
 from handlers.common import (
+    PRINCIPAL,
     body,
     client_ip,
     cookie_path,
@@ -72,7 +74,11 @@ async def refresh(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     raw = await request.read()
     req = await body(request, RefreshRequest) if raw else RefreshRequest()
-    await services(request).auth.logout(req.refresh_token or request.cookies.get("refresh_token"))
+    caller = request.get(PRINCIPAL)
+    await services(request).auth.logout(
+        req.refresh_token or request.cookies.get("refresh_token"),
+        caller.user_id if isinstance(caller, Principal) else None,
+    )
     response = web.Response(status=204)
     response.del_cookie("access_token", path=cookie_path(request, "/"))
     response.del_cookie("refresh_token", path=cookie_path(request, REFRESH_COOKIE_PATH))

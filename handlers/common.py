@@ -22,14 +22,20 @@ from app.errors import (
     error_from_exception,
 )
 from app.keys import SERVICES, SETTINGS
+from app.limits import transport_cap_bytes
 from app.models import Principal
 from app.schemas import parse
 from app.services import Services
+from handlers.multipart import MultipartCaps, form_fields
+from handlers.origins import unsupported_media_type
 
 log = logging.getLogger("parlour.http")
 
 T = TypeVar("T", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# What auth_middleware found: the caller, or why there is none.
+PRINCIPAL: web.RequestKey[Principal | AppError] = web.RequestKey("principal")
 
 _HTTP_CODES = {404: NOT_FOUND, 405: INVALID_PAYLOAD, 413: PAYLOAD_TOO_LARGE, 401: UNAUTHORIZED}
 
@@ -96,8 +102,10 @@ def services(request: web.Request) -> Services:
 
 
 async def body(request: web.Request, model: type[T]) -> T:
-    """The request's JSON body validated by `model`."""
+    """The request's JSON body validated by `model` (415 unless its type is JSON)."""
     raw = await request.read()
+    if raw and not is_json(request.content_type):
+        raise unsupported_media_type(request.content_type, "application/json")
     try:
         data = orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError as exc:
@@ -105,8 +113,23 @@ async def body(request: web.Request, model: type[T]) -> T:
     return parse(model, data)
 
 
+def is_json(content_type: str) -> bool:
+    """application/json or a `+json` type."""
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
 async def form(request: web.Request) -> dict[str, str]:
     """The urlencoded or multipart form fields; a malformed body is `invalid_payload`."""
+    limits = request.app[SETTINGS].limits
+    if request.content_type.startswith("multipart/"):
+        caps = MultipartCaps.for_fields(limits, transport_cap_bytes(limits))
+        return await form_fields(request, caps)
+    raw = await request.read()  # within client_max_size; post() reuses it
+    if raw.count(b"&") >= limits.max_multipart_parts:
+        raise AppError(
+            PAYLOAD_TOO_LARGE,
+            f"body: more than {limits.max_multipart_parts} fields (limits.max_multipart_parts)",
+        )
     try:
         data = await request.post()
     except (ValueError, AssertionError, KeyError) as exc:
@@ -127,12 +150,33 @@ def bearer_token(request: web.Request) -> str | None:
     return request.cookies.get("access_token")
 
 
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate the caller's credential once, before the handler (see `principal`).
+
+    A bad credential is only an error for routes that ask who is calling: a stale cookie
+    must not break the log-in page.
+    """
+    token = bearer_token(request)
+    outcome: Principal | AppError = AppError(UNAUTHORIZED, "missing token")
+    svc = request.app.get(SERVICES)
+    if token and svc is not None and not request.path.startswith("/socket.io/"):
+        try:
+            outcome = await svc.authenticator.authenticate(token)
+        except AppError as exc:
+            outcome = exc
+    request[PRINCIPAL] = outcome
+    return await handler(request)
+
+
 def principal(request: web.Request) -> Principal:
     """The verified caller; `unauthorized` otherwise."""
-    token = bearer_token(request)
-    if not token:
-        raise AppError(UNAUTHORIZED, "missing token")
-    return services(request).issuer.verify_access(token)
+    outcome = request.get(PRINCIPAL)
+    if isinstance(outcome, Principal):
+        return outcome
+    if isinstance(outcome, AppError):
+        raise outcome
+    raise AppError(UNAUTHORIZED, "missing token")
 
 
 def cookie_path(request: web.Request, path: str) -> str:

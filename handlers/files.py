@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
-from aiohttp import BodyPartReader, hdrs, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import hdrs, web
 
 from app.errors import UNAVAILABLE, AppError, invalid
 from app.files import FileService, UploadPart, file_json
-from handlers.common import json_response, principal, services
+from handlers.common import SETTINGS, json_response, principal, services
+from handlers.multipart import CappedMultipart, MultipartCaps
 from storage.blobs import BlobStream
 from storage.files import FileRecord
-
-READ_CHUNK = 256 * 1024
 
 
 def file_service(request: web.Request) -> FileService:
@@ -25,43 +23,34 @@ def file_service(request: web.Request) -> FileService:
     return files
 
 
-async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(READ_CHUNK):
-        yield chunk
+def _no_files_part(others: list[str]) -> AppError:
+    # e.g. `curl -F file=@x`: say which field was expected.
+    return invalid(
+        f"files: no part named `files` (got {', '.join(others[:5])}); send each "
+        "file as a part named `files`, e.g. curl -F files=@report.pdf"
+    )
 
 
 async def upload_parts(request: web.Request) -> AsyncIterator[UploadPart]:
-    """The `files` parts of a multipart body, each streamed as it arrives."""
+    """The `files` parts of a multipart body, each streamed as it arrives (within caps)."""
     if not request.content_type.startswith("multipart/"):
         raise invalid("body: expected multipart/form-data with one or more `files` parts")
-    try:
-        reader = await request.multipart()
-    except (ValueError, AssertionError, KeyError) as exc:  # e.g. no boundary
-        raise invalid("body: malformed multipart/form-data (is the boundary missing?)") from exc
+    body = CappedMultipart(request, MultipartCaps.for_uploads(request.app[SETTINGS].limits))
     found = False
     others: list[str] = []
-    while True:
-        try:
-            part = await reader.next()
-        except (HttpProcessingError, ValueError) as exc:
-            raise invalid(f"files: malformed multipart body ({type(exc).__name__})") from exc
-        if part is None:
-            if not found and others:
-                # e.g. `curl -F file=@x`: say which field was expected.
-                raise invalid(
-                    f"files: no part named `files` (got {', '.join(others[:5])}); send each "
-                    "file as a part named `files`, e.g. curl -F files=@report.pdf"
-                )
-            return
-        if not isinstance(part, BodyPartReader):
-            raise invalid("files: nested multipart bodies are not supported")
+    async for part in body.parts():
         if part.name != "files":
             if part.filename is not None and len(others) < 20:
                 others.append(f"`{part.name}`")
-            await part.release()
+            if await body.field(part) is None:
+                if part.filename is not None and not found:
+                    raise _no_files_part(others)
+                raise body.field_too_large(part.name)
             continue
         found = True
-        yield UploadPart(part.filename, part.headers.get(hdrs.CONTENT_TYPE), _chunks(part))
+        yield UploadPart(part.filename, part.headers.get(hdrs.CONTENT_TYPE), body.chunks(part))
+    if not found and others:
+        raise _no_files_part(others)
 
 
 def content_disposition(filename: str) -> str:

@@ -9,12 +9,27 @@ from yarl import URL
 
 from app.errors import not_found
 from app.keys import SETTINGS, WEB_ROOT
-from app.oidc import OIDCService
+from app.oidc import LinkPending, OIDCService
 from app.schemas import Payload
 from handlers.auth import REFRESH_COOKIE_PATH, with_cookies
-from handlers.common import cookie_path, json_response, principal, query, services
+from handlers.common import (
+    body,
+    client_ip,
+    cookie_path,
+    json_response,
+    principal,
+    query,
+    services,
+)
 
 STATE_COOKIE = "parlour_oidc_state"
+LINK_COOKIE = "parlour_sso_link"
+# Where the browser lands when a sign-on must be confirmed with the account's password.
+LINK_PAGE = "/?link=sso"
+
+
+class LinkConfirm(Payload):
+    password: str = Field(min_length=1, max_length=4096)
 
 
 class OIDCLogin(Payload):
@@ -66,10 +81,22 @@ async def callback(request: web.Request) -> web.Response:
         provider, code=req.code, state=req.state, error=req.error, issuer=req.iss,
         state_token=request.cookies.get(STATE_COOKIE),
     )
+    if isinstance(result, LinkPending):
+        # The web client asks for the account's password (GET/POST /api/v1/auth/link).
+        base = request.app[SETTINGS].server.base_path
+        response = web.Response(status=302, headers={"Location": base + LINK_PAGE})
+        response.set_cookie(
+            LINK_COOKIE, result.link_token, max_age=result.max_age,
+            path=cookie_path(request, REFRESH_COOKIE_PATH), httponly=True, samesite="Lax",
+            secure=request.app[SETTINGS].auth.cookie_secure,
+        )
+        response.del_cookie(STATE_COOKIE, path=cookie_path(request, REFRESH_COOKIE_PATH))
+        return response
     svc = services(request)
     # No cookies on the provider's redirect: a one-time token the landing page trades at
-    # /validate-token (app/login_tokens.py). The session made above is not handed out.
-    await svc.auth.logout(result.session.refresh_token)
+    # /validate-token (app/login_tokens.py). The session made above is never handed out
+    # (only its hash is stored; it expires unused). Not logged out: that would end the
+    # user's sessions on every device.
     assert svc.login_tokens is not None
     token = await svc.login_tokens.issue(result.session.user.user_id)
     base = request.app[SETTINGS].server.base_path
@@ -92,6 +119,23 @@ class LoginLanding(BaseModel):
 
     token: str | None = None
     next: str | None = None
+
+
+async def pending_link(request: web.Request) -> web.Response:
+    """The link waiting for a password in this browser: `{email, provider}`; 401 if none."""
+    claims = _oidc(request).pending_link(request.cookies.get(LINK_COOKIE))
+    return json_response({"email": claims["eml"], "provider": claims["prv"]})
+
+
+async def confirm_link(request: web.Request) -> web.Response:
+    """The account's password links the single sign-on identity and logs in."""
+    req = await body(request, LinkConfirm)
+    result = await _oidc(request).confirm_link(
+        request.cookies.get(LINK_COOKIE), req.password, client_ip(request)
+    )
+    response = with_cookies(request, result.session)
+    response.del_cookie(LINK_COOKIE, path=cookie_path(request, REFRESH_COOKIE_PATH))
+    return response
 
 
 async def validate_token(request: web.Request) -> web.Response:
@@ -129,5 +173,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/auth/providers", providers)
     app.router.add_get("/api/v1/auth/validate-token", validate_token)
     app.router.add_get("/login-success-redirect", login_success)
+    app.router.add_get("/api/v1/auth/link", pending_link)
+    app.router.add_post("/api/v1/auth/link", confirm_link)
     app.router.add_get("/api/v1/auth/{provider}/login", login)
     app.router.add_get("/api/v1/auth/{provider}/callback", callback)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from contextlib import aclosing
 from typing import Any, Literal
 
@@ -11,13 +13,20 @@ from aiohttp import WSMsgType, web
 from pydantic import Field
 
 from app.assistant.ask import AskService
+from app.auth import Authenticator
 from app.errors import UNAUTHORIZED, AppError, error_from_exception, invalid
 from app.limits import transport_cap_bytes
 from app.models import Principal
 from app.schemas import Payload, parse
+from app.tasks import cancel_and_wait
 from handlers.common import bearer_token, services
 
 log = logging.getLogger(__name__)
+
+# Close code of a session that ended (token expired, logged out): 4000-4999 are private.
+SESSION_ENDED = 4001
+# How often an idle socket looks at the session cache for a log-out elsewhere.
+WATCH_SECONDS = 2.0
 
 
 class ClientFrame(Payload):
@@ -65,21 +74,47 @@ async def ws_chat(request: web.Request) -> web.StreamResponse:
     token = bearer_token(request) or request.query.get("token")
     if not token:
         raise AppError(UNAUTHORIZED, "missing token")
-    who = svc.issuer.verify_access(token)
-    await svc.rooms.load(who, room_id, write=True)
+    who = await svc.authenticator.authenticate(token)
+    await svc.rooms.session_room(who, room_id)
     # The same hard cap as Socket.IO: a long message gets a payload_too_large frame.
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=transport_cap_bytes(svc.settings.limits))
     await ws.prepare(request)
-    async for msg in ws:
-        if msg.type != WSMsgType.TEXT:
-            continue
-        try:
-            await _answer(ws, svc.ask, who, room_id, msg.data)
-        except Exception as exc:
-            if error_from_exception(exc).code == "internal":
-                log.exception("plain websocket answer failed")
-            await _error(ws, exc)
+    watch = asyncio.create_task(_end_with_session(ws, svc.authenticator, who), name="ws-session")
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            try:
+                # Each frame re-checks the session (cached: no database round trip).
+                await svc.authenticator.check(who)
+                await _answer(ws, svc.ask, who, room_id, msg.data)
+            except Exception as exc:
+                err = error_from_exception(exc)
+                if err.code == "internal":
+                    log.exception("plain websocket answer failed")
+                await _error(ws, exc)
+                if err.code == UNAUTHORIZED:
+                    await ws.close(code=SESSION_ENDED, message=b"session ended")
+    finally:
+        await cancel_and_wait(watch)
     return ws
+
+
+async def _end_with_session(
+    ws: web.WebSocketResponse, authenticator: Authenticator, who: Principal
+) -> None:
+    """Close the socket when its token expires or its session is revoked (log-out)."""
+    while not ws.closed:
+        left = who.expires_at - time.time() if who.expires_at else WATCH_SECONDS
+        await asyncio.sleep(max(0.0, min(left, WATCH_SECONDS)))
+        if ws.closed:
+            return
+        expired = bool(who.expires_at) and who.expires_at <= time.time()
+        if expired or authenticator.versions.revoked(who):
+            message = "token expired" if expired else "session ended; log in again"
+            await _error(ws, AppError(UNAUTHORIZED, message))
+            await ws.close(code=SESSION_ENDED, message=message.encode())
+            return
 
 
 def setup(app: web.Application) -> None:

@@ -10,12 +10,12 @@ from typing import Any
 
 import socketio
 
+from app.auth import Authenticator
 from app.errors import INTERNAL, UNAUTHORIZED, AppError, error_from_exception, invalid
 from app.events import Emitter, user_channel
 from app.metrics import UNKNOWN_EVENT, Metrics
 from app.models import Principal
 from app.schemas import AuthRefresh, parse
-from app.tokens import TokenIssuer
 from namespaces.connections import ConnectionRegistry
 from namespaces.server import ack_requested
 
@@ -66,13 +66,13 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(
         self,
         namespace: str,
-        issuer: TokenIssuer,
+        authenticator: Authenticator,
         connections: ConnectionRegistry,
         emitter: Emitter,
         metrics: Metrics,
     ) -> None:
         super().__init__(namespace)
-        self._issuer = issuer
+        self._authenticator = authenticator
         self._connections = connections
         self._emitter = emitter
         self._metrics = metrics
@@ -96,7 +96,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         try:
             if token is None:
                 raise AppError(UNAUTHORIZED, "missing token")
-            principal = self._issuer.verify_access(token)
+            principal = await self._authenticator.authenticate(token)
         except AppError as exc:
             self._metrics.error(UNAUTHORIZED)
             raise socketio.exceptions.ConnectionRefusedError(
@@ -170,7 +170,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _auth_refresh(self, sid: str, principal: Principal, payload: Any) -> dict[str, Any]:
         req = parse(AuthRefresh, payload)
-        fresh = self._issuer.verify_access(req.token)
+        fresh = await self._authenticator.authenticate(req.token)
         if fresh.user_id != principal.user_id:
             raise AppError(UNAUTHORIZED, "token belongs to another user")
         conn = self._connections.get(sid)

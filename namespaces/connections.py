@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import socketio
@@ -15,6 +14,7 @@ from app.errors import rate_limited
 from app.events import Emitter
 from app.models import Principal
 from app.tasks import cancel_and_wait
+from app.token_versions import TokenVersions
 from namespaces.server import close_socket
 from storage.ratelimit import RateLimiter
 
@@ -42,16 +42,16 @@ class ConnectionRegistry:
         sio: socketio.AsyncServer,
         emitter: Emitter,
         max_queue: int,
+        versions: TokenVersions,
         limits: LimitsSettings,
         limiter: RateLimiter,
-        check_allowed: Callable[[str], None],
     ) -> None:
         self._sio = sio
+        self._versions = versions
         self._emitter = emitter
         self._max_queue = max_queue
         self._limits = limits
         self._limiter = limiter
-        self._check_allowed = check_allowed
         self._conns: dict[str, Connection] = {}
         # Open sockets per (user, namespace): the per-user cap without a scan.
         self._per_user: dict[tuple[str, str], int] = {}
@@ -69,9 +69,7 @@ class ConnectionRegistry:
             )
 
     def add(self, sid: str, principal: Principal, namespace: str) -> Connection:
-        """Register a socket; `forbidden` for an email off the whitelist, `rate_limited`
-        when its user has too many open already."""
-        self._check_allowed(principal.email)
+        """Register a socket; `rate_limited` when its user has too many open already."""
         key = (principal.user_id, namespace)
         open_now = self._per_user.get(key, 0)
         if open_now >= self._limits.max_sockets_per_user:
@@ -129,11 +127,13 @@ class ConnectionRegistry:
                 log.exception("connection sweep failed")
 
     async def sweep(self) -> None:
-        """Expire sessions whose token ran out; drop clients whose send queue backed up."""
+        """Expire sessions whose token ran out or was revoked (log-out elsewhere, account
+        deleted: known from the cache, no I/O); drop clients whose send queue backed up."""
         now = time.time()
         for sid, conn in list(self._conns.items()):
-            if conn.principal.expires_at and conn.principal.expires_at <= now:
-                log.info("session expired for %s (%s)", conn.principal.user_id, sid)
+            expired = conn.principal.expires_at and conn.principal.expires_at <= now
+            if expired or self._versions.revoked(conn.principal):
+                log.info("session ended for %s (%s)", conn.principal.user_id, sid)
                 await self._emitter.session_expired(sid)
                 # Bounded: a client that also stopped reading must not stall the sweep.
                 try:

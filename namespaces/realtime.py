@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from app.auth import Authenticator
 from app.events import Emitter
 from app.metrics import Metrics
 from app.models import Principal
@@ -23,7 +24,6 @@ from app.schemas import (
     UpdateRoom,
     parse,
 )
-from app.tokens import TokenIssuer
 from namespaces.base import BaseNamespace
 from namespaces.connections import ConnectionRegistry
 
@@ -36,13 +36,13 @@ class RealtimeNamespace(BaseNamespace):
     def __init__(
         self,
         namespace: str,
-        issuer: TokenIssuer,
+        authenticator: Authenticator,
         connections: ConnectionRegistry,
         emitter: Emitter,
         metrics: Metrics,
         rooms: RoomService,
     ) -> None:
-        super().__init__(namespace, issuer, connections, emitter, metrics)
+        super().__init__(namespace, authenticator, connections, emitter, metrics)
         self._rooms = rooms
         for event, handler in {
             "create_room": self._create_room,

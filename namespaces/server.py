@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
 
 from app.events import user_channel
 from storage.control import ControlBus
@@ -31,6 +33,27 @@ class OrjsonModule:
     @staticmethod
     def loads(data: str | bytes, **_: Any) -> Any:
         return orjson.loads(data)
+
+
+class ParlourPacket(socketio.packet.Packet):  # type: ignore[misc]
+    """python-socketio's packet with a cheaper check for binary data (every packet sent).
+
+    The stock check builds a list and reduces it with a lambda at every level; this one
+    walks the same values with a stack and stops at the first bytes.
+    """
+
+    @classmethod
+    def data_is_binary(cls, data: Any) -> bool:
+        stack = [data]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, bytes | bytearray):
+                return True
+        return False
 
 
 class ParlourServer(socketio.AsyncServer):  # type: ignore[misc]
@@ -87,6 +110,48 @@ class SocketTransport:
             await self._sio.leave_room(sid, str(command["channel"]), namespace=REALTIME)
 
 
+def deliver_local(
+    manager: Any, event: str, data: Any, namespace: str, room: Any, skip_sid: Any
+) -> bool:
+    """Send an event to this node's sockets in `room`: encoded once, queued on each.
+
+    python-socketio's own room emit starts a task per recipient and waits for all of
+    them; queueing the shared frame on each socket is what those tasks end up doing.
+    False (nothing sent) for binary data, which the stock path must split.
+    """
+    if namespace not in manager.rooms:
+        return True
+    args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+    encoded = manager.server.packet_class(
+        sio_packet.EVENT, namespace=namespace, data=[event, *args]
+    ).encode()
+    if isinstance(encoded, list):
+        return False
+    frame = eio_packet.Packet(eio_packet.MESSAGE, encoded)  # it caches its encoding
+    skip = skip_sid if isinstance(skip_sid, list) else (skip_sid,)
+    sockets = manager.server.eio.sockets
+    for sid, eio_sid in manager.get_participants(namespace, room):
+        if sid in skip:
+            continue
+        sock = sockets.get(eio_sid)
+        if sock is not None and not sock.closed:
+            sock.queue.put_nowait(frame)  # unbounded; the connection sweep drops laggards
+    return True
+
+
+class ParlourManager(socketio.AsyncManager):  # type: ignore[misc]
+    """The single-node manager, with encode-once room emits (deliver_local)."""
+
+    async def emit(self, event: str, data: Any, namespace: str, room: Any = None,
+                   skip_sid: Any = None, callback: Any = None, to: Any = None,
+                   **kwargs: Any) -> None:
+        if callback is None and deliver_local(self, event, data, namespace, to or room,
+                                              skip_sid):
+            return
+        await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
+                           callback=callback, to=to, **kwargs)
+
+
 class ParlourRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     """python-socketio's Redis manager, keeping the clients it replaces when it reconnects.
 
@@ -101,6 +166,17 @@ class ParlourRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.replaced: list[Any] = []
         self.closing: set[asyncio.Task[None]] = set()
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        # The local half of every emit (this node's, and those heard from other nodes).
+        if message.get("callback") is None and not message.get("binary"):
+            data = message["data"]
+            if isinstance(data, list):
+                data = data[0] if len(data) == 1 else tuple(data)
+            if deliver_local(self, message["event"], data, message.get("namespace") or "/",
+                             message.get("room"), message.get("skip_sid")):
+                return
+        await super()._handle_emit(message)
 
     def _redis_connect(self) -> None:
         previous = [c for c in (self.redis, self.pubsub) if c is not None]

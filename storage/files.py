@@ -9,6 +9,7 @@ that loses the race removes its own vectors), then removes vectors and blob, the
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -42,6 +43,9 @@ class FileRecord(BaseModel):
     status: Status = "processing"
     progress: float = 0.0
     error: str | None = None
+    # Why it failed, as a stable code: payload_too_large (over an ingest or size limit),
+    # invalid_payload (unreadable, no text), internal.
+    error_code: str | None = None
     chunks: int = 0
     attempts: int = 0
     created_at: datetime
@@ -62,6 +66,7 @@ class FileRecord(BaseModel):
         }
         if self.error:
             payload["error"] = self.error
+            payload["error_code"] = self.error_code or "invalid_payload"
         return payload
 
 
@@ -143,11 +148,19 @@ class FileStore:
 
     # -- ingestion ------------------------------------------------------------------------
 
-    async def claim(self, node_id: str, lease_seconds: float) -> FileRecord | None:
-        """Take the oldest unclaimed `processing` record for `lease_seconds`, counting it."""
+    async def claim(
+        self, node_id: str, lease_seconds: float, skip_owners: Collection[str] = (),
+    ) -> FileRecord | None:
+        """Take the oldest unclaimed `processing` record for `lease_seconds`, counting it.
+
+        Records of `skip_owners` are left for later (they have enough work running).
+        """
         now = utcnow()
+        query: Doc = {"status": "processing", "lease_until": {"$lt": now}}
+        if skip_owners:
+            query["owner_id"] = {"$nin": list(skip_owners)}
         doc = await self._files.find_one_and_update(
-            {"status": "processing", "lease_until": {"$lt": now}},
+            query,
             {"$set": {"lease_until": now + timedelta(seconds=lease_seconds), "node": node_id},
              "$inc": {"attempts": 1}},
             sort=[("created_at", ASCENDING)],

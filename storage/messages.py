@@ -1,4 +1,4 @@
-"""Messages in MongoDB, with a gap-free per-room seq allocated in a transaction."""
+"""Messages in MongoDB, with a gap-free per-room seq (storage/seq.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
 
-from app.errors import not_found
-from app.models import Message, utcnow
+from app.models import Message
 from storage.mongo import Mongo
+from storage.seq import SeqWriter
 
 Doc = dict[str, Any]
 
@@ -27,7 +25,7 @@ class MessageStore:
     def __init__(self, mongo: Mongo) -> None:
         self._mongo = mongo
         self._messages = mongo.messages
-        self._rooms = mongo.rooms
+        self._writer = SeqWriter(mongo.messages, mongo.rooms)
 
     async def by_client_msg_id(self, room_id: str, client_msg_id: str) -> Message | None:
         """The message a client already sent with this id, if any."""
@@ -35,39 +33,22 @@ class MessageStore:
         return message_from_doc(doc) if doc else None
 
     async def append(self, doc: Doc) -> tuple[Message, bool]:
-        """Give `doc` the room's next seq and insert it atomically.
+        """Give `doc` the room's next seq and insert it.
 
         Returns the stored message and whether it is new: a retry with a known
         `client_msg_id` returns the first message and allocates no seq (no gap).
+        Concurrent appends share one insert (see SeqWriter).
         """
-        room_id = doc["room_id"]
-        client_msg_id = doc.get("client_msg_id")
+        stored, created = await self._writer.append(doc)
+        return message_from_doc(stored), created
 
-        async def txn(session: AsyncClientSession) -> Doc:
-            room = await self._rooms.find_one_and_update(
-                {"_id": room_id},
-                {"$inc": {"last_seq": 1}, "$set": {"last_activity_at": utcnow()}},
-                projection={"last_seq": 1},
-                return_document=ReturnDocument.AFTER,
-                session=session,
-            )
-            if room is None:
-                raise not_found("room")
-            stored = {**doc, "seq": room["last_seq"]}
-            await self._messages.insert_one(stored, session=session)
-            return stored
+    async def settle(self) -> None:
+        """The rooms' last_seq / last_activity_at up to date with the messages stored."""
+        await self._writer.settle()
 
-        try:
-            async with self._mongo.client.start_session() as session:
-                stored = await session.with_transaction(txn)
-        except DuplicateKeyError:
-            if client_msg_id is None:
-                raise
-            existing = await self.by_client_msg_id(room_id, client_msg_id)
-            if existing is None:
-                raise
-            return existing, False
-        return message_from_doc(stored), True
+    async def close(self) -> None:
+        """Let the appends in progress finish."""
+        await self._writer.close()
 
     async def get(self, message_id: str) -> Message | None:
         """One message by id."""
@@ -120,4 +101,5 @@ class MessageStore:
     async def delete_room(self, room_id: str) -> int:
         """Delete every message of a room."""
         res = await self._messages.delete_many({"room_id": room_id})
+        self._writer.forget(room_id)
         return res.deleted_count

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import base64
+import logging
+import time
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
-from app.errors import invalid
+from app.errors import CONFLICT, AppError, invalid
 from app.models import WS_SESSION, Member, Room
+from storage.control import ControlBus
 from storage.mongo import Mongo
+
+log = logging.getLogger(__name__)
+CACHE_SECONDS = 5.0  # a cached room is read again after this long, changed or not
+LOCAL_CACHE_SECONDS = 300.0  # one node: every change is heard, nothing can be missed
+CACHE_ROOMS = 10_000
+ROOM_CHANGED = "room_changed"
 
 Doc = dict[str, Any]
 
@@ -52,20 +63,79 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 class RoomStore:
-    """CRUD on room documents; membership lives in the room document."""
+    """CRUD on room documents; membership lives in the room document.
 
-    def __init__(self, mongo: Mongo) -> None:
+    `cached` serves the checks every message makes (membership, role, settings) from
+    memory. Every change made through this store drops the room from the cache on every
+    node (the control bus); with Redis unreachable nothing is cached, and an entry is
+    read again after CACHE_SECONDS whatever happens. A cached room's `last_seq` is not
+    kept up to date: use `get` where it matters.
+    """
+
+    def __init__(self, mongo: Mongo, *, cache_seconds: float = CACHE_SECONDS) -> None:
         self._rooms = mongo.rooms
+        self._cache: OrderedDict[str, tuple[float, Room]] = OrderedDict()
+        self._cache_seconds = cache_seconds
+        self._generation = 0  # bumped by every change: a read that raced one is not kept
+        self._bus: ControlBus | None = None
+
+    def attach(self, bus: ControlBus) -> None:
+        """Tell the other nodes about changes, and hear theirs."""
+        self._bus = bus
+        bus.subscribe(self._on_command)
+        if not hasattr(bus, "connected"):  # in-process bus: no command is ever lost
+            self._cache_seconds = max(self._cache_seconds, LOCAL_CACHE_SECONDS)
 
     async def insert(self, doc: Doc) -> Room:
-        """Store a new room document."""
-        await self._rooms.insert_one(doc)
+        """Store a new room document; `conflict` if its id is taken."""
+        try:
+            await self._rooms.insert_one(doc)
+        except DuplicateKeyError as exc:
+            raise AppError(CONFLICT, "a room with this id already exists") from exc
         return room_from_doc(doc)
 
     async def get(self, room_id: str) -> Room | None:
         """The room, or None."""
         doc = await self._rooms.find_one({"_id": room_id})
         return room_from_doc(doc) if doc else None
+
+    async def cached(self, room_id: str) -> Room | None:
+        """The room from this node's cache when it is fresh; else read (and cached)."""
+        bus = self._bus
+        if bus is None or not getattr(bus, "connected", True):
+            self._cache.clear()  # changes may go unheard: read every time
+            return await self.get(room_id)
+        now = time.monotonic()
+        entry = self._cache.get(room_id)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        generation = self._generation
+        room = await self.get(room_id)
+        if room is not None and generation == self._generation:
+            self._cache[room_id] = (now + self._cache_seconds, room)
+            self._cache.move_to_end(room_id)
+            while len(self._cache) > CACHE_ROOMS:
+                self._cache.popitem(last=False)
+        return room
+
+    def forget(self, room_id: str) -> None:
+        """Drop a room from this node's cache."""
+        self._generation += 1
+        self._cache.pop(room_id, None)
+
+    async def changed(self, room_id: str) -> None:
+        """A room changed: drop it from every node's cache."""
+        self.forget(room_id)
+        if self._bus is None:
+            return
+        try:
+            await self._bus.publish({"type": ROOM_CHANGED, "room_id": room_id})
+        except Exception as exc:  # the change is made; other nodes re-read within seconds
+            log.warning("room %s changed but the other nodes were not told: %r", room_id, exc)
+
+    async def _on_command(self, command: dict[str, Any]) -> None:
+        if command.get("type") == ROOM_CHANGED:
+            self.forget(str(command.get("room_id")))
 
     async def list_for_user(
         self, user_id: str, cursor: str | None, limit: int
@@ -107,6 +177,7 @@ class RoomStore:
         doc = await self._rooms.find_one_and_update(
             {"_id": room_id}, {"$set": fields}, return_document=ReturnDocument.AFTER
         )
+        await self.changed(room_id)
         return room_from_doc(doc) if doc else None
 
     async def add_member(self, room_id: str, member: Member, now: datetime) -> Room | None:
@@ -120,6 +191,7 @@ class RoomStore:
             },
             return_document=ReturnDocument.AFTER,
         )
+        await self.changed(room_id)
         return room_from_doc(doc) if doc else None
 
     async def set_member_role(
@@ -132,6 +204,7 @@ class RoomStore:
             array_filters=[{"m.user_id": user_id}],
             return_document=ReturnDocument.AFTER,
         )
+        await self.changed(room_id)
         return room_from_doc(doc) if doc else None
 
     async def remove_member(self, room_id: str, user_id: str, now: datetime) -> Room | None:
@@ -144,9 +217,11 @@ class RoomStore:
             },
             return_document=ReturnDocument.AFTER,
         )
+        await self.changed(room_id)
         return room_from_doc(doc) if doc else None
 
     async def delete(self, room_id: str) -> bool:
         """Delete the room document."""
         res = await self._rooms.delete_one({"_id": room_id})
+        await self.changed(room_id)
         return res.deleted_count == 1

@@ -62,6 +62,24 @@ class UserStore:
         doc = await self._users.find_one({"_id": user_id})
         return _user(doc) if doc else None
 
+    async def token_version(self, user_id: str) -> int | None:
+        """The user's token version (0 until the first bump); None if there is no such user."""
+        doc = await self._users.find_one({"_id": user_id}, {"token_version": 1})
+        return int(doc.get("token_version", 0)) if doc else None
+
+    async def bump_token_version(self, user_id: str) -> int | None:
+        """Increment the token version (ends every session); the new one, None if no user."""
+        doc = await self._users.find_one_and_update(
+            {"_id": user_id}, {"$inc": {"token_version": 1}},
+            projection={"token_version": 1}, return_document=ReturnDocument.AFTER,
+        )
+        return int(doc["token_version"]) if doc else None
+
+    async def delete(self, user_id: str) -> bool:
+        """Delete the account record; False if there was none."""
+        res = await self._users.delete_one({"_id": user_id})
+        return res.deleted_count > 0
+
     async def list_users(self, limit: int) -> list[User]:
         """Accounts, oldest first (for `parlour users list`)."""
         docs = await self._users.find({}).sort("created_at", 1).limit(limit).to_list()
@@ -71,6 +89,41 @@ class UserStore:
         """The user with this email."""
         doc = await self._users.find_one({"email": email.lower()})
         return _user(doc) if doc else None
+
+
+class IdentityStore:
+    """Single sign-on identities: (issuer, subject) -> user. One user may have several."""
+
+    def __init__(self, mongo: Mongo) -> None:
+        self._identities = mongo.collection("identities")
+
+    @staticmethod
+    def _key(issuer: str, subject: str) -> str:
+        return f"{issuer} {subject}"
+
+    async def user_id(self, issuer: str, subject: str) -> str | None:
+        """The user this identity signs in as, if linked."""
+        doc = await self._identities.find_one({"_id": self._key(issuer, subject)})
+        return str(doc["user_id"]) if doc else None
+
+    async def link(self, issuer: str, subject: str, user_id: str, provider: str) -> None:
+        """Link an identity to a user (idempotent; an identity links to one user only)."""
+        try:
+            await self._identities.insert_one({
+                "_id": self._key(issuer, subject), "user_id": user_id, "issuer": issuer,
+                "subject": subject, "provider": provider, "created_at": utcnow(),
+            })
+        except DuplicateKeyError as exc:
+            if await self.user_id(issuer, subject) != user_id:
+                raise AppError(CONFLICT, "this sign-in is linked to another account") from exc
+
+    async def has_any(self, user_id: str) -> bool:
+        """Whether the user has signed in with any provider since identities are kept."""
+        return await self._identities.find_one({"user_id": user_id}) is not None
+
+    async def forget_user(self, user_id: str) -> None:
+        """Unlink every identity of a deleted user."""
+        await self._identities.delete_many({"user_id": user_id})
 
 
 class RefreshTokenStore:
@@ -112,6 +165,13 @@ class RefreshTokenStore:
         """Revoke every token of a rotation family; returns how many changed."""
         res = await self._tokens.update_many(
             {"family_id": family_id, "revoked": False}, {"$set": {"revoked": True}}
+        )
+        return res.modified_count
+
+    async def revoke_user(self, user_id: str) -> int:
+        """Revoke every refresh token of a user (account deleted)."""
+        res = await self._tokens.update_many(
+            {"user_id": user_id, "revoked": False}, {"$set": {"revoked": True}}
         )
         return res.modified_count
 

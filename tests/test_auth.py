@@ -65,8 +65,13 @@ async def test_unknown_field_is_named(parlour: Parlour) -> None:
                               "admin": True}
     )
     assert status == 422 and "admin" in data["error"]["message"]
-    status, data = await parlour.request("POST", SIGNUP, data=b"{not json")
+    status, data = await parlour.request(
+        "POST", SIGNUP, data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert status == 422 and data["error"]["code"] == "invalid_payload"
+    # A JSON route takes only JSON (an HTML form cannot post it across sites).
+    status, data = await parlour.request("POST", SIGNUP, data=b"{not json")
+    assert status == 415 and data["error"]["code"] == "invalid_payload"
 
 
 async def test_refresh_rotates_and_reuse_revokes_family(parlour: Parlour) -> None:

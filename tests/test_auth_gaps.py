@@ -39,7 +39,7 @@ async def test_whitelist_holds_at_login_refresh_and_socket_connect(make_settings
         with pytest.raises(socketio.exceptions.ConnectionError):
             await server.connect(client, None, token=ben["access_token"])
         await hang_up(client.sio)
-        assert client.named("connect_error")[0]["data"]["code"] == "forbidden"
+        assert client.named("connect_error")[0]["data"]["code"] == "unauthorized"
         # The OAuth2 password form too; Ann is still welcome everywhere.
         status, _ = await server.request("POST", "/api/v1/auth/token", data={
             "username": "ben@example.com", "password": "correct horse 1"})

@@ -113,6 +113,13 @@ def test_nginx_fronts_every_node(config: dict[str, Any]) -> None:
     assert re.search(r"proxy_set_header\s+Connection\s+\$connection_upgrade;", conf)
     read_timeout = re.search(r"proxy_read_timeout\s+(\d+)s;", conf)
     assert read_timeout is not None and int(read_timeout.group(1)) >= 60
+    # The browser's host:port reaches the nodes (they check Origin against it).
+    assert re.search(r"proxy_set_header\s+Host\s+\$http_host;", conf)
+    # Slow clients cannot hold connections open (slowloris).
+    for name, most in (("client_header_timeout", 30), ("client_body_timeout", 60),
+                       ("send_timeout", 60)):
+        found = re.search(rf"^\s*{name}\s+(\d+)s;", conf, re.M)
+        assert found is not None and int(found.group(1)) <= most, name
 
 
 def test_missing_jwt_secret_is_refused_with_its_name() -> None:

@@ -122,6 +122,10 @@ async def test_websocket_sessions_stay_out_of_the_room_list(server: Parlour) -> 
     _, chat, _ = await call(server, "POST", "/api/v1/chat", user, json={"title": "Mine"})
     sessions = [(await call(server, "GET", "/api/v1/session_id", user))[1]["session_id"]
                 for _ in range(3)]
+    for session in sessions:  # a session's room is made when its WebSocket opens
+        url = f"{server.url}/api/v1/ws/chat?session_id={session}&token={user.token}"
+        async with server.http.ws_connect(url) as ws:
+            assert not ws.closed
     _, listed, _ = await call(server, "GET", "/api/v1/chat", user)
     assert [c["chat_id"] for c in listed["chats"]] == [chat["chat_id"]]
     # Still the user's room: reachable by id.

@@ -101,6 +101,8 @@ async def test_request_logs_of_http_clients_and_health_probes_are_quiet(
         logging.getLogger("app.test").info("our own INFO lines still show")
     finally:
         await runner.cleanup()
+    for handler in logging.getLogger().handlers:  # lines on the loop are written in batches
+        handler.flush()
     err = capsys.readouterr().err
     assert "our own INFO lines still show" in err
     assert "HTTP Request" not in err and "503" not in err and "/health" not in err, err

@@ -68,6 +68,12 @@ async def idp_user(idp: str, **claims: Any) -> str:
     return sub
 
 
+async def idp_user_update(idp: str, sub: str, **claims: Any) -> None:
+    """Change a user's claims at the provider."""
+    async with aiohttp.ClientSession() as http, http.put(f"{idp}/users/{sub}", json=claims) as r:
+        assert r.status == 204
+
+
 async def authorize(parlour: Parlour, sub: str, next_path: str | None = None,
                     action: str | None = None) -> str:
     """Start a log-in and consent at the provider as `sub`; the callback URL it sends back."""
@@ -133,14 +139,75 @@ async def test_login_sets_the_session_and_reuses_the_account(sso: Parlour, idp: 
     assert again["user"]["user_id"] == me["user"]["user_id"]
 
 
-async def test_an_existing_password_account_is_linked_by_email(sso: Parlour, idp: str) -> None:
+async def test_an_existing_password_account_links_only_with_its_password(
+    sso: Parlour, idp: str
+) -> None:
     user = await sso.signup("Linus")
     sso.http.cookie_jar.clear()
     sub = await idp_user(idp, email=user.email, email_verified=True)
-    status, _, _ = await callback(sso, await authorize(sso, sub))
-    assert status == 302
+    status, _, location = await callback(sso, await authorize(sso, sub))
+    # Not logged in yet: the account's owner confirms with its password first.
+    assert status == 302 and location == "/?link=sso"
+    status, _ = await sso.request("GET", "/api/v1/auth/me")
+    assert status == 401
+    status, pending = await sso.request("GET", "/api/v1/auth/link")
+    assert status == 200 and pending == {"email": user.email, "provider": "idp"}
+    status, data = await sso.request("POST", "/api/v1/auth/link", json={"password": "wrong one"})
+    assert status == 401 and data["error"]["code"] == "unauthorized"
+    status, data = await sso.request(
+        "POST", "/api/v1/auth/link", json={"password": "correct horse 1"}
+    )
+    assert status == 200 and data["user"]["user_id"] == user.user_id
     status, me = await sso.request("GET", "/api/v1/auth/me")
     assert me["user"]["user_id"] == user.user_id and me["user"]["name"] == "Linus"
+    status, _ = await sso.request("GET", "/api/v1/auth/link")  # the link cookie is spent
+    assert status == 401
+
+    # Linked: the next sign-on logs straight in, even after the email changed there.
+    sso.http.cookie_jar.clear()
+    await idp_user_update(idp, sub, email="linus.new@example.com", email_verified=True)
+    status, _, location = await callback(sso, await authorize(sso, sub))
+    assert status == 302 and location == "/"
+    status, me = await sso.request("GET", "/api/v1/auth/me")
+    assert me["user"]["user_id"] == user.user_id
+
+
+async def test_an_unverified_email_never_takes_over_an_account(sso: Parlour, idp: str) -> None:
+    victim = await sso.signup("Victim")
+    sso.http.cookie_jar.clear()
+    for claims, expected in (({}, 409), ({"email_verified": False}, 403)):
+        sub = await idp_user(idp, email=victim.email, **claims)  # omitted, then falsified
+        status, data, location = await callback(sso, await authorize(sso, sub))
+        assert status == expected and data["error"]["code"] in ("conflict", "forbidden"), data
+        assert location == ""
+        status, _ = await sso.request("GET", "/api/v1/auth/me")
+        assert status == 401
+        status, _ = await sso.request("GET", "/api/v1/auth/link")
+        assert status == 401
+    assert await sso.services.mongo.users.count_documents({}) == 1
+    assert await sso.services.mongo.collection("identities").count_documents({}) == 0
+
+
+async def test_linking_without_the_password_when_configured(
+    sso_settings: Any, idp: str
+) -> None:
+    server = await start_parlour(sso_settings(auth__sso_link_requires_password=False))
+    try:
+        user = await server.signup("Lin")
+        server.http.cookie_jar.clear()
+        sub = await idp_user(idp, email=user.email, email_verified=True)
+        status, _, location = await callback(server, await authorize(server, sub))
+        assert status == 302 and location == "/"
+        status, me = await server.request("GET", "/api/v1/auth/me")
+        assert me["user"]["user_id"] == user.user_id
+        # Still never on an email the provider does not vouch for.
+        other = await server.signup("Other")
+        server.http.cookie_jar.clear()
+        sub = await idp_user(idp, email=other.email)
+        status, data, _ = await callback(server, await authorize(server, sub))
+        assert status == 409 and data["error"]["code"] == "conflict"
+    finally:
+        await server.close()
 
 
 async def test_name_falls_back_and_a_new_account_has_no_password(

@@ -371,3 +371,37 @@ async def test_single_sign_on_from_the_login_page(sso: Parlour, idp: str, new_pa
         await expect(page.get_by_role("navigation", name="Rooms")).to_be_visible()
         await expect(page.locator("#rooms-empty")).to_be_visible()
         await expect(page.locator("#conn-status")).to_have_text("")  # socket connected
+
+
+@IDP_WARNINGS
+async def test_single_sign_on_links_a_password_account_after_its_password(
+    sso: Parlour, idp: str, new_page: Any
+) -> None:
+    owner = await sso.signup("Grace")
+    sub = await idp_user(idp, email=owner.email, email_verified=True, name="Grace H")
+    page = await new_page()
+
+    async def offline(route: Any) -> None:
+        await route.abort()
+
+    await page.context.route(re.compile(r"^https?://(?!(127\.0\.0\.1|localhost)[:/])"), offline)
+    await page.goto(sso.url + "/")
+    await page.locator("#sso").get_by_role("link", name="Continue with Idp").click()
+    await page.wait_for_url(f"{idp}/oauth2/authorize?**")
+    await page.get_by_placeholder("sub").fill(sub)
+    await page.get_by_role("button", name="Authorize", exact=True).click()
+
+    # Back on the app: the account's password is asked for before anything is linked.
+    await expect(page.locator("#auth-error")).to_contain_text(
+        f"An account with {owner.email} already exists"
+    )
+    await expect(page.get_by_label("Email")).to_have_value(owner.email)
+    await page.get_by_label("Password", exact=True).fill("not the password")
+    await page.get_by_role("button", name="Link and log in").click()
+    await expect(page.locator("#auth-error")).to_have_text(
+        "That password does not match the account."
+    )
+    await page.get_by_label("Password", exact=True).fill("correct horse 1")
+    await page.get_by_role("button", name="Link and log in").click()
+    await expect(page.locator("#me-name")).to_have_text("Grace")
+    assert page.url == sso.url + "/"

@@ -161,6 +161,16 @@ export async function login(email, password) {
   return adopt(await request("POST", "/auth/login", { email, password }, { auth: false }));
 }
 
+/** The single sign-on link waiting for its account's password: {email, provider}. */
+export function pendingLink() {
+  return request("GET", "/auth/link", undefined, { auth: false });
+}
+
+/** Link the waiting single sign-on to the account whose password this is; logs in. */
+export async function confirmLink(password) {
+  return adopt(await request("POST", "/auth/link", { password }, { auth: false }));
+}
+
 export async function logout() {
   try {
     await request("POST", "/auth/logout", undefined, { auth: false });

@@ -171,7 +171,7 @@ class Reply:
         env = self._env
         self.state = "preparing"
         self._started_at = time.perf_counter()
-        room = await env.rooms.get(self.room_id)
+        room = await env.rooms.cached(self.room_id)
         if room is None:
             raise not_found("room")
         self.model_id = env.preparer.model_for(room, self._requested_model)

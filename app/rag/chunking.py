@@ -17,6 +17,10 @@ _PARAGRAPHS = re.compile(r"\n[ \t]*\n\s*")
 # Sentence ends (keeping the punctuation) and single line breaks inside a paragraph.
 _SENTENCES = re.compile(r"((?<=[.!?;:])[ \t]+|[ \t]*\n[ \t]*)")
 _WORDS = re.compile(r"(\s+)")
+# Token counting is quadratic in the length of one "word": long runs without spaces
+# (base64, minified code, a file of one letter) are cut into pieces first.
+_LONG_RUN = re.compile(r"\S{200,}")
+RUN_PIECE = 100
 
 
 @dataclass(slots=True)
@@ -64,6 +68,16 @@ def chunk_pages(pages: Iterable[Page], max_tokens: int = 800, overlap: int = 100
             text = units[0].text + "".join(unit.sep + unit.text for unit in units[1:])
             chunks.append(Chunk(len(chunks), text, page.number, count_tokens(text)))
     return chunks
+
+
+def split_chunks(pages: list[Page], max_tokens: int, overlap: int) -> list[Chunk]:
+    """The non-empty chunks of `pages`, long runs without spaces cut first (CPU-bound)."""
+    def cut(match: re.Match[str]) -> str:
+        run = match.group(0)
+        return " ".join(run[i : i + RUN_PIECE] for i in range(0, len(run), RUN_PIECE))
+
+    tamed = [Page(page.number, _LONG_RUN.sub(cut, page.text)) for page in pages]
+    return [chunk for chunk in chunk_pages(tamed, max_tokens, overlap) if chunk.text.strip()]
 
 
 def _units(text: str, max_tokens: int) -> list[_Unit]:

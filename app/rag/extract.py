@@ -1,14 +1,15 @@
-"""Text out of uploaded files (txt, md, html, pdf, docx); sync, run it in an executor."""
+"""Text out of uploaded files (txt, md, html, pdf, docx); sync, run in the extraction sandbox."""
 
 from __future__ import annotations
 
 import mimetypes
 import re
+import zipfile
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-from app.errors import INVALID_PAYLOAD, AppError
+from app.errors import INVALID_PAYLOAD, PAYLOAD_TOO_LARGE, AppError
 
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -39,6 +40,58 @@ class Page:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class ExtractLimits:
+    """Caps on what one file may cost to read (see the [ingest] settings)."""
+
+    max_chars: int = 5_000_000
+    max_zip_entries: int = 2000
+    max_zip_bytes: int = 200 * 1024 * 1024
+    max_zip_ratio: float = 100.0
+
+
+# An entry smaller than this may compress as well as it likes (empty XML parts do).
+ZIP_RATIO_FLOOR = 1024 * 1024
+
+
+def check_zip(path: Path, limits: ExtractLimits, what: str) -> None:
+    """Refuse a zip-based file by its directory, before any entry is decompressed."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise AppError(INVALID_PAYLOAD, f"could not read {what}: {exc}") from exc
+    if len(entries) > limits.max_zip_entries:
+        raise AppError(
+            PAYLOAD_TOO_LARGE,
+            f"{what}: {len(entries)} entries in the archive, at most {limits.max_zip_entries} "
+            "(ingest.max_zip_entries)",
+        )
+    total = sum(entry.file_size for entry in entries)
+    if total > limits.max_zip_bytes:
+        raise AppError(
+            PAYLOAD_TOO_LARGE,
+            f"{what}: {total / 2**20:.0f} MB uncompressed, at most "
+            f"{limits.max_zip_bytes / 2**20:g} MB (ingest.max_zip_uncompressed_mb)",
+        )
+    for entry in entries:
+        ratio = entry.file_size / max(entry.compress_size, 1)
+        if entry.file_size > ZIP_RATIO_FLOOR and ratio > limits.max_zip_ratio:
+            raise AppError(
+                PAYLOAD_TOO_LARGE,
+                f"{what}: {entry.filename[:80]} expands {ratio:.0f} times, at most "
+                f"{limits.max_zip_ratio:g} (ingest.max_zip_ratio)",
+            )
+
+
+def _too_much_text(chars: int, limits: ExtractLimits) -> AppError:
+    return AppError(
+        PAYLOAD_TOO_LARGE,
+        f"too much text to index (over {limits.max_chars} characters; "
+        "ingest.max_extracted_chars)",
+    )
+
+
 def content_type_for(filename: str) -> str:
     """The content type to store for `filename`, judged by its extension."""
     ext = Path(filename).suffix.lower()
@@ -63,18 +116,32 @@ def is_accepted(filename: str, content_type: str | None = None) -> bool:
     return document_kind(filename, content_type) is not None
 
 
-def extract_text(filename: str, content_type: str | None, data_path: Path) -> list[Page]:
-    """The text of the file at `data_path`; invalid_payload if unsupported or unreadable."""
+def extract_text(
+    filename: str, content_type: str | None, data_path: Path,
+    limits: ExtractLimits | None = None,
+) -> list[Page]:
+    """The text of the file at `data_path`; invalid_payload if unsupported or unreadable.
+
+    Over a limit (text, archive size or ratio) is `payload_too_large`. Run it in the
+    extraction sandbox (app.rag.sandbox), never in the server's process.
+    """
+    limits = limits or ExtractLimits()
     kind = document_kind(filename, content_type)
     if kind == "text":
-        return [Page(None, _tidy(decode_text(data_path.read_bytes())))]
-    if kind == "html":
-        return [Page(None, html_to_text(decode_text(data_path.read_bytes())))]
-    if kind == "pdf":
-        return _pdf_pages(data_path)
-    if kind == "docx":
-        return [Page(None, _docx_text(data_path))]
-    raise AppError(INVALID_PAYLOAD, UNSUPPORTED.format(name=filename))
+        pages = [Page(None, _tidy(decode_text(data_path.read_bytes())))]
+    elif kind == "html":
+        pages = [Page(None, html_to_text(decode_text(data_path.read_bytes())))]
+    elif kind == "pdf":
+        pages = _pdf_pages(data_path, limits)
+    elif kind == "docx":
+        check_zip(data_path, limits, "docx")
+        pages = [Page(None, _docx_text(data_path))]
+    else:
+        raise AppError(INVALID_PAYLOAD, UNSUPPORTED.format(name=filename))
+    chars = sum(len(page.text) for page in pages)
+    if chars > limits.max_chars:
+        raise _too_much_text(chars, limits)
+    return pages
 
 
 def decode_text(data: bytes) -> str:
@@ -142,7 +209,7 @@ def html_to_text(html: str) -> str:
     return _tidy("\n".join(lines))
 
 
-def _pdf_pages(path: Path) -> list[Page]:
+def _pdf_pages(path: Path, limits: ExtractLimits) -> list[Page]:
     from pypdf import PdfReader
 
     # pypdf raises many exception types on malformed input (its own, ValueError,
@@ -151,11 +218,15 @@ def _pdf_pages(path: Path) -> list[Page]:
         reader = PdfReader(str(path))
         if reader.is_encrypted and not reader.decrypt(""):
             raise AppError(INVALID_PAYLOAD, "could not read pdf: it is password-protected")
-        return [
-            Page(number, _tidy(page.extract_text() or ""))
-            for number, page in enumerate(reader.pages, start=1)
-        ]
-    except AppError:
+        pages: list[Page] = []
+        chars = 0
+        for number, page in enumerate(reader.pages, start=1):
+            pages.append(Page(number, _tidy(page.extract_text() or "")))
+            chars += len(pages[-1].text)
+            if chars > limits.max_chars:  # stop reading: the rest cannot be indexed
+                raise _too_much_text(chars, limits)
+        return pages
+    except (AppError, MemoryError):
         raise
     except Exception as exc:
         raise AppError(INVALID_PAYLOAD, f"could not read pdf: {exc}") from exc
@@ -175,6 +246,8 @@ def _docx_text(path: Path) -> str:
                     blocks.append(" | ".join(cell for cell in cells if cell))
             else:
                 blocks.append(block.text)
+    except MemoryError:
+        raise
     except Exception as exc:  # a corrupt zip or XML surfaces as many exception types
         raise AppError(INVALID_PAYLOAD, f"could not read docx: {exc}") from exc
     return _tidy("\n\n".join(block for block in blocks if block.strip()))

@@ -17,10 +17,53 @@ async function showSingleSignOn() {
     const link = document.createElement("a");
     link.className = "button";
     link.href = `${api.API}/auth/${encodeURIComponent(name)}/login?next=/`;
-    link.textContent = `Continue with ${name.charAt(0).toUpperCase()}${name.slice(1)}`;
+    link.textContent = `Continue with ${capitalised(name)}`;
     box.appendChild(link);
   }
   box.hidden = false;
+}
+
+const capitalised = (name) => `${name.charAt(0).toUpperCase()}${name.slice(1)}`;
+
+/**
+ * A single sign-on whose email has a password account (`/?link=sso`): the form asks for
+ * that account's password, which links the two and logs in.
+ */
+async function showLink(form, err, onSession) {
+  let pending;
+  try {
+    pending = await api.pendingLink();
+  } catch {
+    history.replaceState(null, "", "/");
+    err.textContent = "That sign-in link has expired. Please sign in again.";
+    return false;
+  }
+  $("auth-email").value = pending.email;
+  $("auth-email").readOnly = true;
+  for (const id of ["auth-name", "auth-name-hint", "signup-btn", "sso"]) $(id).hidden = true;
+  form.querySelector('label[for="auth-name"]').hidden = true;
+  $("login-btn").textContent = "Link and log in";
+  err.textContent = `An account with ${pending.email} already exists. Enter its password to `
+    + `link your ${capitalised(pending.provider)} sign-in to it.`;
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const password = $("auth-password").value;
+    if (!password) { err.textContent = "Please enter the account's password."; return; }
+    $("login-btn").disabled = true;
+    try {
+      const session = await api.confirmLink(password);
+      history.replaceState(null, "", "/");
+      onSession(session.user);
+    } catch (ex) {
+      err.textContent = describeError(ex, {
+        unauthorized: "That password does not match the account.",
+        rate_limited: "Too many attempts. Please wait a minute and try again.",
+      }).sentence;
+      $("login-btn").disabled = false;
+    }
+  });
+  $("auth-password").focus();
+  return true;
 }
 
 /** Show the form in `root`; calls onSession(user) once logged in or signed up. */
@@ -30,6 +73,16 @@ export function showAuth(root, message, onSession) {
   const form = $("auth-form");
   const err = $("auth-error");
   err.textContent = message || "";
+  if (new URLSearchParams(location.search).get("link") === "sso") {
+    showLink(form, err, onSession).then((linking) => {
+      if (!linking) showPasswordForm(form, err, onSession);
+    });
+    return;
+  }
+  showPasswordForm(form, err, onSession);
+}
+
+function showPasswordForm(form, err, onSession) {
   showSingleSignOn();
   let enterFromName = false;
   $("auth-name").addEventListener("keydown", (e) => { enterFromName = e.key === "Enter"; });

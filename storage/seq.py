@@ -1,0 +1,203 @@
+"""Messages written in groups with a gap-free per-room seq, without a transaction each.
+
+Every node remembers the last seq it knows per room and gives a new message the next
+one. The unique (room_id, seq) index is the guard between nodes: a message whose seq
+another node took first fails with a duplicate key; the room's last seq is read again
+and the message takes the next free one. Gaps cannot appear: one writer task per node
+inserts what was appended meanwhile in a single *ordered* insert_many, so a seq is only
+written when the one before it was, and a failure stops the rest of the group (which
+is retried), and the appends are answered: one database round trip per group, not
+per message. The rooms' `last_seq` / `last_activity_at` follow in one bulk write for
+every room written in the last ROOMS_DELAY seconds (`settle()` writes them at once,
+for the reads that show them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import DESCENDING, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, OperationFailure
+
+from app.errors import UNAVAILABLE, AppError
+from app.models import utcnow
+
+log = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+MAX_GROUP = 256  # messages per insert_many
+MAX_WAITING = 10_000  # appends waiting for the writer; more is refused (unavailable)
+MAX_ATTEMPTS = 16  # seq collisions with other nodes before an append gives up
+KNOWN_ROOMS = 10_000  # rooms whose last seq is remembered
+ROOMS_DELAY = 0.05  # seconds the rooms' last_seq / last_activity_at may lag behind
+
+
+@dataclass(slots=True)
+class _Append:
+    doc: Doc
+    future: asyncio.Future[tuple[Doc, bool]]
+    attempts: int = field(default=0)
+
+
+class SeqWriter:
+    """Appends to the `messages` collection; one writer task, started on demand."""
+
+    def __init__(self, messages: AsyncCollection[Doc], rooms: AsyncCollection[Doc]) -> None:
+        self._messages = messages
+        self._rooms = rooms
+        self._waiting: deque[_Append] = deque()
+        self._last: OrderedDict[str, int] = OrderedDict()
+        self._task: asyncio.Task[None] | None = None
+        self._dirty: dict[str, int] = {}  # room → highest seq stored, not yet on the room
+        self._rooms_task: asyncio.Task[None] | None = None
+        self._settle_now = asyncio.Event()
+
+    async def append(self, doc: Doc) -> tuple[Doc, bool]:
+        """The stored document (with its seq) and whether it is new."""
+        if len(self._waiting) >= MAX_WAITING:
+            raise AppError(UNAVAILABLE, "the server is busy storing messages; try again")
+        future: asyncio.Future[tuple[Doc, bool]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Append(doc, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="seq-writer")
+        return await future
+
+    async def close(self) -> None:
+        """Wait for the writer to store what it was given, and the rooms to follow."""
+        if self._task is not None:
+            await asyncio.wait({self._task})
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Bring the rooms' last_seq / last_activity_at up to date now."""
+        task = self._rooms_task
+        if task is not None and not task.done():
+            self._settle_now.set()
+            await asyncio.wait({task}, timeout=1.0)  # under constant load it never ends
+
+    def forget(self, room_id: str) -> None:
+        """Read the room's last seq again before its next message (room deleted)."""
+        self._last.pop(room_id, None)
+
+    async def _run(self) -> None:
+        while self._waiting:
+            group: list[_Append] = []
+            while self._waiting and len(group) < MAX_GROUP:
+                item = self._waiting.popleft()
+                if not item.future.done():  # its caller went away before it was written
+                    group.append(item)
+            if not group:
+                continue
+            try:
+                await self._write(group)
+            except Exception as exc:
+                # Unknown outcome (the database went away mid-write): these appends fail
+                # and their rooms' last seq is read again.
+                for item in group:
+                    self._last.pop(item.doc["room_id"], None)
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+
+    async def _last_seq(self, room_id: str) -> None:
+        doc = await self._messages.find_one(
+            {"room_id": room_id}, projection={"seq": 1}, sort=[("seq", DESCENDING)]
+        )
+        self._last[room_id] = int(doc["seq"]) if doc else 0
+
+    async def _write(self, group: list[_Append]) -> None:
+        unknown = {item.doc["room_id"] for item in group} - self._last.keys()
+        if unknown:
+            await asyncio.gather(*(self._last_seq(room_id) for room_id in unknown))
+        docs: list[Doc] = []
+        for item in group:
+            room_id = item.doc["room_id"]
+            seq = self._last[room_id] + 1
+            self._last[room_id] = seq
+            self._last.move_to_end(room_id)
+            docs.append({**item.doc, "seq": seq})
+        while len(self._last) > KNOWN_ROOMS:
+            self._last.popitem(last=False)
+
+        failed_at, error = len(docs), None
+        try:
+            await self._messages.insert_many(docs, ordered=True)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            if not errors:
+                raise
+            failed_at, error = int(errors[0]["index"]), errors[0]
+
+        stored = docs[:failed_at]
+        for item, doc in zip(group, stored, strict=False):
+            self._dirty[doc["room_id"]] = doc["seq"]
+            if not item.future.done():
+                item.future.set_result((doc, True))
+        if stored and (self._rooms_task is None or self._rooms_task.done()):
+            self._rooms_task = asyncio.create_task(self._follow(), name="seq-rooms")
+        if error is not None:
+            await self._after_failure(group[failed_at:], error)
+
+    async def _follow(self) -> None:
+        """The rooms follow their messages, ROOMS_DELAY late (or at once on settle)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settle_now.wait(), ROOMS_DELAY)
+        while self._dirty:
+            self._settle_now.clear()
+            highest, self._dirty = self._dirty, {}
+            try:
+                await self._advance_rooms(highest)
+            except Exception as exc:  # the next message of each room sets it again
+                log.warning("updating the last seq of %d rooms failed: %r", len(highest), exc)
+
+    async def _advance_rooms(self, highest: dict[str, int]) -> None:
+        """Set the rooms' last seq and activity; delete the messages of deleted rooms."""
+        now = utcnow()
+        result = await self._rooms.bulk_write([
+            UpdateOne({"_id": room_id},
+                      {"$max": {"last_seq": seq}, "$set": {"last_activity_at": now}})
+            for room_id, seq in highest.items()
+        ], ordered=False)
+        if result.matched_count == len(highest):
+            return
+        found = await self._rooms.find(
+            {"_id": {"$in": list(highest)}}, projection={"_id": 1}
+        ).to_list()
+        gone = set(highest) - {doc["_id"] for doc in found}
+        if gone:  # deleted while we wrote: their messages go too
+            await self._messages.delete_many({"room_id": {"$in": list(gone)}})
+            for room_id in gone:
+                self.forget(room_id)
+
+    async def _after_failure(self, rest: list[_Append], error: dict[str, Any]) -> None:
+        """The first append of `rest` failed; none after it was inserted."""
+        for item in rest:
+            self._last.pop(item.doc["room_id"], None)
+        failed, retry = rest[0], rest[1:]
+        message = str(error.get("errmsg", ""))
+        if error.get("code") == 11000 and "client_msg_id" in (
+            str(error.get("keyPattern", "")) + message
+        ):
+            existing = await self._messages.find_one({
+                "room_id": failed.doc["room_id"], "client_msg_id": failed.doc["client_msg_id"],
+            })
+            if existing is not None and not failed.future.done():
+                failed.future.set_result((existing, False))
+            elif existing is None:
+                retry.insert(0, failed)
+        elif error.get("code") == 11000:  # another node took this seq first
+            failed.attempts += 1
+            if failed.attempts >= MAX_ATTEMPTS:
+                if not failed.future.done():
+                    failed.future.set_exception(AppError(
+                        UNAVAILABLE, "too many concurrent messages in this room; try again"))
+            else:
+                retry.insert(0, failed)
+        elif not failed.future.done():
+            failed.future.set_exception(OperationFailure(message, error.get("code"), error))
+        self._waiting.extendleft(reversed(retry))
