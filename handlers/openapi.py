@@ -15,7 +15,13 @@ from handlers import openapi_responses as R
 from handlers.ai import ChatCompletion, MetricsQuery, ModelPage, Run
 from handlers.chats import ListChats, ListMessages
 from handlers.common import json_response
-from handlers.oidc import LoginLanding, OIDCCallback, OIDCLogin, ValidateToken
+from handlers.oidc import (
+    LinkConfirm,
+    LoginLanding,
+    OIDCCallback,
+    OIDCLogin,
+    ValidateToken,
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,10 @@ OPERATIONS = [
     Op("get", "/api/v1/auth/validate-token", "Check an access token: {valid, user}; with "
        "?token=, trade a one-time single sign-on token for the session cookies (once)",
        query=ValidateToken, response=R.TokenCheck),
+    Op("get", "/api/v1/auth/link", "Single sign-on waiting for the account's password: "
+       "{email, provider}", auth=False),
+    Op("post", "/api/v1/auth/link", "Link single sign-on to the account with its password",
+       LinkConfirm, auth=False, response=R.Session),
     Op("get", "/api/v1/auth/{provider}/login", "Single sign-on: redirect to the provider",
        query=OIDCLogin, auth=False, ok=302),
     Op("get", "/api/v1/auth/{provider}/callback", "Single sign-on: finish, set the cookies",
