@@ -66,7 +66,9 @@ def local_model_files() -> tuple[Path, Path]:
 
 # glibc mallopt parameters (malloc.h).
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 _MMAP_THRESHOLD_BYTES = 1 << 20
+_ARENAS = 2
 
 
 def _return_large_blocks_to_the_os() -> None:
@@ -82,6 +84,9 @@ def _return_large_blocks_to_the_os() -> None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+        # Worker threads (embedder, to_thread) each get an arena by default (8 x cores);
+        # two keep fragmentation in fewer heaps.
+        libc.mallopt(_M_ARENA_MAX, _ARENAS)
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         log.debug("mallopt unavailable; large blocks stay with the allocator")
 
