@@ -10,7 +10,8 @@
 # The dependency list alone, so other edits of pyproject.toml keep the dependency layer.
 FROM python:3.11-slim-bookworm AS requirements
 COPY pyproject.toml /tmp/
-RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("/tmp/pyproject.toml", "rb"))["project"]["dependencies"]))' \
+# The dependencies and the `speech` extra (the embedded voice and recogniser).
+RUN python -c 'import tomllib; p = tomllib.load(open("/tmp/pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["speech"]))' \
       > /requirements.txt
 
 # The virtualenv with everything but Parlour: llama.cpp, the models, the dependencies.

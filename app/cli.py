@@ -1,4 +1,4 @@
-"""The `parlour` command line: serve, check, users create|set-admin|list."""
+"""The `parlour` command line: serve, check, users create|set-admin|delete|list."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from app import __version__
 from app.cli_users import (
     CliError,
     create,
+    delete,
     list_accounts,
     read_password,
     set_admin,
@@ -102,6 +103,8 @@ def _serve(settings: Settings, socks: list[socket.socket]) -> int:
             app,
             sock=socks,
             shutdown_timeout=settings.server.shutdown_timeout_seconds,
+            # aiohttp arms it from the connection's start: the deadline for a request head.
+            keepalive_timeout=settings.server.header_timeout_seconds,
             loop=uvloop.new_event_loop(),
             access_log=None,
             print=lambda msg: print(msg, flush=True),
@@ -186,6 +189,13 @@ def users_set_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def users_delete(args: argparse.Namespace) -> int:
+    """Delete an account (its sessions end at once)."""
+    settings = _settings(args)
+    print(asyncio.run(delete(settings, args.email)))
+    return 0
+
+
 def users_list(args: argparse.Namespace) -> int:
     """List the accounts."""
     settings = _settings(args)
@@ -232,6 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_admin.add_argument("--email", required=True)
     p_admin.add_argument("--revoke", action="store_true", help="take admin rights away")
     p_admin.set_defaults(func=users_set_admin)
+    p_delete = users_sub.add_parser(
+        "delete", help="delete an account; its sessions end at once", parents=[common]
+    )
+    p_delete.add_argument("--email", required=True)
+    p_delete.set_defaults(func=users_delete)
     p_list = users_sub.add_parser("list", help="list the accounts", parents=[common])
     p_list.set_defaults(func=users_list)
 

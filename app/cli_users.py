@@ -17,6 +17,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
 from app.auth import AuthService, check_password
 from app.config import Settings
 from app.errors import AppError
@@ -27,7 +30,7 @@ from app.rooms import RoomService, no_files
 from app.schemas import Signup, parse
 from app.token_versions import TokenVersions
 from app.tokens import TokenIssuer
-from storage.control import LocalControlBus
+from storage.control import ControlBus, LocalControlBus, RedisControlBus
 from storage.embedded_mongo import EmbeddedMongo
 from storage.invites import MongoInviteBook
 from storage.messages import MessageStore
@@ -70,7 +73,7 @@ class Accounts:
     where: str
 
 
-def _build(settings: Settings, mongo: Mongo, where: str) -> Accounts:
+def _build(settings: Settings, mongo: Mongo, where: str, control: ControlBus) -> Accounts:
     users = UserStore(mongo)
     limiter = MemoryRateLimiter()
     rooms = RoomService(
@@ -81,7 +84,7 @@ def _build(settings: Settings, mongo: Mongo, where: str) -> Accounts:
     issuer = TokenIssuer(secrets.token_urlsafe(32), 60, 60)
     auth = AuthService(
         settings.auth, users, RefreshTokenStore(mongo), issuer, limiter,
-        TokenVersions(users, LocalControlBus()), on_signup=[rooms.accept_invites],
+        TokenVersions(users, control), on_signup=[rooms.accept_invites],
     )
     return Accounts(auth, users, where)
 
@@ -115,14 +118,19 @@ async def accounts(settings: Settings) -> AsyncIterator[Accounts]:
                 ) from exc
             where = f"the embedded database in {data_dir / 'mongo'}"
     mongo = Mongo(uri, settings.mongo.database, settings.mongo.timeout_seconds)
+    # With Redis, an account change (deletion) reaches the running nodes at once.
+    redis = Redis.from_url(settings.redis.url) if settings.redis.url else None
+    control = RedisControlBus(redis) if redis is not None else LocalControlBus()
     try:
         try:
             await mongo.connect()
         except MongoUnavailable as exc:
             raise CliError(f"cannot reach MongoDB at {uri}: {str(exc)[:200]}") from exc
-        yield _build(settings, mongo, where)
+        yield _build(settings, mongo, where, control)
     finally:
         await mongo.close()
+        if redis is not None:
+            await redis.aclose()
         if embedded is not None:
             await embedded.stop()
 
@@ -190,6 +198,25 @@ async def set_admin(settings: Settings, email: str, admin: bool) -> str:
     return (
         f"{user.email} is {state} (from their next log-in or token refresh, "
         f"within {settings.auth.access_ttl_seconds // 60} minutes)"
+    )
+
+
+async def delete(settings: Settings, email: str) -> str:
+    """Delete an account: its tokens are refused from now on; the line to print."""
+    async with accounts(settings) as acc:
+        user = await acc.users.by_email(email)
+        if user is None:
+            raise CliError(f"no account with the email {email}; `parlour users list` shows them")
+        try:
+            await acc.auth.delete_account(user.user_id)
+        except RedisError as exc:
+            raise CliError(
+                f"deleted {user.email}, but the running nodes could not be told through "
+                f"Redis ({exc}): its tokens are refused within 30 seconds"
+            ) from exc
+    return (
+        f"deleted {user.email} ({user.user_id}); its sessions ended. Its messages stay in "
+        "the rooms it was in"
     )
 
 

@@ -86,6 +86,14 @@ class ServerSettings(_Section):
                     "(no path, no wildcard: credentials are allowed)"
                 )
         return origins
+    # A request head must be complete this long after the connection opened or the
+    # previous response (slow clients: slowloris); also the idle keep-alive time.
+    header_timeout_seconds: float = Field(15.0, gt=0)
+    # A handler waiting for request-body bytes that do not come this long answers 408.
+    body_timeout_seconds: float = Field(30.0, gt=0)
+    # Unset: /internal/* open (bind or proxy it privately). Set: /internal/metrics and the
+    # detail of /internal/health need `Authorization: Bearer <token>`.
+    internal_token: SecretStr | None = None
 
 
 class MongoSettings(_Section):
@@ -143,6 +151,15 @@ class AuthSettings(_Section):
         return self
 
 
+BLOCKED_UPLOAD_TYPES = (
+    ".exe", ".dll", ".msi", ".msp", ".scr", ".com", ".bat", ".cmd", ".pif", ".cpl", ".vbs",
+    ".vbe", ".wsf", ".ps1", ".psm1", ".jar", ".apk", ".appx", ".dmg", ".pkg", ".deb", ".rpm",
+    ".so", ".dylib", ".elf", ".bin", ".run", ".app", ".lnk", ".reg", ".hta",
+    "application/x-msdownload", "application/x-dosexec", "application/x-executable",
+    "application/x-mach-binary", "application/x-sharedlib",
+)
+
+
 class LimitsSettings(_Section):
     max_message_chars: int = Field(16_000, ge=1)
     max_title_chars: int = Field(200, ge=1)
@@ -152,6 +169,7 @@ class LimitsSettings(_Section):
     max_concurrent_replies: int = Field(2, ge=1)
     max_tokens_per_day: int = Field(0, ge=0)
     max_members: int = Field(100, ge=1)
+    invites_per_hour: int = Field(100, ge=1)
     replay_max_messages: int = Field(1000, ge=1)
     max_files_per_upload: int = Field(20, ge=1)
     max_index_mb: float = Field(20, gt=0)
@@ -159,6 +177,8 @@ class LimitsSettings(_Section):
     max_sockets_per_user: int = Field(20, ge=1)
     connects_per_minute: int = Field(600, ge=0)
     max_rooms_per_socket: int = Field(200, ge=1)
+    # Chat uploads refused by extension (".exe") or by content type sniffed from the bytes.
+    blocked_upload_types: list[str] = Field(default_factory=lambda: list(BLOCKED_UPLOAD_TYPES))
     max_multipart_parts: int = Field(100, ge=1)
     max_multipart_field_kb: float = Field(256, gt=0)
 
@@ -222,8 +242,24 @@ class LLMSettings(_Section):
     local_start_timeout_seconds: float = Field(120.0, gt=0)
     local_context_window: int = Field(8192, ge=512)
     openai_base_url: str | None = None
+    # The OpenAI Realtime model voice rooms talk to when OPENAI_API_KEY is set.
+    openai_realtime_model: str = "gpt-realtime"
     extra_openai_compatible: dict[str, str] = {}
     request_timeout_seconds: float = Field(120.0, gt=0)
+
+
+class AudioSettings(_Section):
+    """Speech: recognition (audio attachments, /audio/transcriptions) and the spoken answer.
+
+    Empty model: `openai:...` when OPENAI_API_KEY is set, else the embedded one if installed.
+    """
+
+    stt_model: str = ""
+    tts_model: str = ""
+    tts_voice: str = ""
+    # Characters of one answer spoken at most (the rest is in the text answer).
+    max_speech_chars: int = Field(4000, ge=1)
+    request_timeout_seconds: float = Field(60.0, gt=0)
 
 
 class AssistantSettings(_Section):
@@ -233,6 +269,28 @@ class AssistantSettings(_Section):
     max_queued_replies_per_room: int = Field(4, ge=0)
     reply_start_timeout_seconds: float = Field(60.0, gt=0)
     name: str = "Assistant"
+
+
+class VoiceSettings(_Section):
+    """Voice rooms (room_type openai_realtime): floor control, bounds, the answering backend."""
+
+    # "auto": the OpenAI Realtime bridge when OPENAI_API_KEY is set, else the embedded
+    # pipeline (speech recognition -> the room's model -> speech synthesis).
+    backend: Literal["auto", "openai_realtime", "embedded"] = "auto"
+    max_turn_seconds: float = Field(60.0, gt=0, le=600)
+    # A turn nobody ends (no voice_stop) is dropped this long after max_turn_seconds.
+    turn_grace_seconds: float = Field(10.0, ge=0)
+    # A room's Realtime session is closed after this long without voice activity.
+    idle_seconds: float = Field(60.0, gt=0)
+    # The Realtime voice the assistant speaks with.
+    voice: str = "alloy"
+    # The Realtime model that transcribes the speaker (voice_transcript).
+    transcription_model: str = "gpt-4o-mini-transcribe"
+    # Seconds to wait for the speaker's transcript after voice_stop.
+    transcript_timeout_seconds: float = Field(20.0, gt=0)
+    # Replies to typed messages in voice rooms are spoken too (with the embedded or
+    # OpenAI voice of [audio], when one is available), as assistant_audio.
+    speak_typed_replies: bool = True
 
 
 # Lower-case, no "__": the name must survive PARLOUR_TOOLS__MCP__<NAME>__KEY, and MCP tools
@@ -323,6 +381,8 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     assistant: AssistantSettings = AssistantSettings()
     tools: ToolsSettings = ToolsSettings()
+    voice: VoiceSettings = VoiceSettings()
+    audio: AudioSettings = AudioSettings()
     oidc: dict[OIDCProviderName, OIDCProviderSettings] = {}
 
     @field_validator("oidc")

@@ -138,6 +138,33 @@ class Emitter:
             to=room_channel(message.room_id),
         )
 
+    async def voice_state(
+        self, room_id: str, speaker: Author | None, assistant: str
+    ) -> None:
+        """Who holds a voice room's floor and what the assistant is doing."""
+        await self.transport.emit(
+            "voice_state",
+            {"room_id": room_id, "speaker": _json(speaker) if speaker else None,
+             "assistant": assistant},
+            to=room_channel(room_id),
+        )
+
+    async def voice_transcript(self, room_id: str, user_id: str, text: str, final: bool) -> None:
+        """The speaker's words: deltas (`final` false), then the whole turn (`final` true)."""
+        await self.transport.emit(
+            "voice_transcript",
+            {"room_id": room_id, "user_id": user_id, "text": text, "final": final},
+            to=room_channel(room_id),
+        )
+
+    async def assistant_audio(self, room_id: str, message_id: str, seq: int, audio: bytes) -> None:
+        """A piece of the spoken answer (PCM16 mono 24 kHz) as a binary attachment."""
+        await self.transport.emit(
+            "assistant_audio",
+            {"room_id": room_id, "message_id": message_id, "seq": seq, "audio": audio},
+            to=room_channel(room_id),
+        )
+
     async def document_status(self, user_id: str, payload: dict[str, Any]) -> None:
         await self.transport.emit(
             "document_status", payload, to=user_channel(user_id), all_namespaces=True

@@ -14,8 +14,17 @@ from typing import Any
 from urllib.parse import unquote
 
 from app.config import LimitsSettings
-from app.errors import PAYLOAD_TOO_LARGE, AppError, error_from_exception, invalid, not_found
+from app.errors import (
+    FORBIDDEN,
+    PAYLOAD_TOO_LARGE,
+    AppError,
+    error_from_exception,
+    invalid,
+    not_found,
+)
+from app.filetypes import OCTET, base_type, guess_by_name, is_blocked, sniff, with_head
 from app.ids import new_id
+from app.media.attachments import Attachment
 from app.metrics import Metrics
 from app.models import Principal, utcnow
 from app.rag.extract import ACCEPTED_EXTENSIONS, content_type_for, document_kind
@@ -64,6 +73,28 @@ def stored_content_type(filename: str, sent: str | None) -> str:
     return _KIND_TYPES.get(kind or "", (sent or "").split(";")[0].strip().lower())
 
 
+def ingest_kind(filename: str, sent: str | None, sniffed: str | None) -> str | None:
+    """The extractable kind ('text', 'html', 'pdf', 'docx') or None: stored, not ingested.
+
+    The name (or the client's type) says what the file claims to be; the bytes must agree
+    (a PNG named notes.txt is an image, and is not read as text).
+    """
+    kind = document_kind(filename, sent) or document_kind("", sniffed)
+    if kind is None or sniffed is None:
+        return kind
+    sniffed = base_type(sniffed)
+    agrees = {
+        "pdf": sniffed == "application/pdf",
+        "docx": "zip" in sniffed or "officedocument" in sniffed,
+        "text": sniffed.startswith("text/") or sniffed in _TEXTUAL,
+        "html": sniffed.startswith("text/") or sniffed in _TEXTUAL,
+    }
+    return kind if agrees.get(kind, False) else None
+
+
+_TEXTUAL = frozenset({"application/json", "application/xml", "application/xhtml+xml"})
+
+
 def file_json(record: FileRecord) -> dict[str, Any]:
     """A chat file as REST shows it."""
     data = document_json(record)
@@ -105,6 +136,33 @@ class RoomFiles:
         """Whether every id is a file of the room (for messages that attach files)."""
         unique = list(set(file_ids))
         return await self._files.count_in_chat(chat_id, unique) == len(unique)
+
+    async def attachments(self, chat_id: str, file_ids: list[str]) -> list[FileRecord]:
+        """The records of a message's files, in its order; not_found if one is not the room's."""
+        records: list[FileRecord] = []
+        for file_id in dict.fromkeys(file_ids):
+            record = await self._files.get(file_id)
+            if record is None or record.scope != "chat" or record.chat_id != chat_id:
+                raise not_found("file")
+            records.append(record)
+        return records
+
+    async def read_attachments(self, chat_id: str, file_ids: list[str]) -> list[Attachment]:
+        """A message's files with their bytes (each is at most limits.max_upload_mb)."""
+        attachments: list[Attachment] = []
+        for record in await self.attachments(chat_id, file_ids):
+            blob = await self._blobs.get(record.key)
+            parts: list[bytes] = []
+            try:
+                async for chunk in blob.chunks:
+                    parts.append(chunk)
+            finally:
+                await blob.aclose()
+            attachments.append(Attachment(
+                record.filename, record.content_type, b"".join(parts),
+                searchable=record.status == "ready",
+            ))
+        return attachments
 
     async def on_room_deleted(self, chat_id: str) -> None:
         """Delete every file of a deleted room: vectors (messages too), blobs, records."""
@@ -165,10 +223,16 @@ class FileService:
         return record, await self._blobs.get(record.key)
 
     async def delete_chat_file(self, principal: Principal, chat_id: str, file_id: str) -> None:
-        """Delete a room's file with its blob and vectors; a missing file is not an error."""
-        await self._rooms.load(principal, chat_id, write=True)
+        """Delete a room's file with its blob and vectors (its uploader or the room owner).
+
+        A missing file is not an error.
+        """
+        room = await self._rooms.load(principal, chat_id, write=True)
         record = await self._files.get(file_id, deleting=True)
         if record is not None and record.scope == "chat" and record.chat_id == chat_id:
+            if principal.user_id not in (record.owner_id, room.owner_id):
+                raise AppError(FORBIDDEN, "only the file's uploader or the room owner can "
+                                          "delete it")
             await self._remove(record.file_id)
 
     # -- documents ------------------------------------------------------------------------
@@ -234,10 +298,17 @@ class FileService:
         self, principal: Principal, part: UploadPart, scope: Scope, chat_id: str | None
     ) -> FileRecord:
         filename = safe_filename(part.filename)
+        head, chunks = await with_head(part.chunks)
+        sniffed = sniff(head)
+        if is_blocked(filename, (sniffed, part.content_type), self._limits.blocked_upload_types):
+            raise invalid(
+                f"files: {filename!r} is a blocked file type ({sniffed or 'by its name'}); "
+                "executables and scripts are not accepted (limits.blocked_upload_types)"
+            )
+        kind = ingest_kind(filename, part.content_type, sniffed)
         suffix = PurePosixPath(filename).suffix.lower()
-        if (suffix and suffix not in ACCEPTED_EXTENSIONS) or (
-            document_kind(filename, part.content_type) is None
-        ):
+        if scope == "user" and (kind is None or (suffix and suffix not in ACCEPTED_EXTENSIONS)):
+            # The knowledge base holds what can be searched; chats take any file.
             raise invalid(f"files: unsupported type of {filename!r}; accepted: {ACCEPTED}")
         file_id = new_id()
         # The key never comes from the filename.
@@ -248,7 +319,7 @@ class FileService:
 
         async def counted() -> AsyncIterator[bytes]:
             seen = 0
-            async for chunk in part.chunks:
+            async for chunk in chunks:
                 seen += len(chunk)
                 if seen > limit:
                     raise AppError(
@@ -258,7 +329,11 @@ class FileService:
                 digest.update(chunk)
                 yield chunk
 
-        content_type = stored_content_type(filename, part.content_type)
+        if kind is not None:
+            claimed = part.content_type if document_kind(filename, part.content_type) else sniffed
+            content_type = stored_content_type(filename, claimed)
+        else:  # kept as it is: typed by its bytes, else by its name
+            content_type = sniffed or guess_by_name(filename) or OCTET
         try:
             size = await self._blobs.put(key, counted(), content_type)
             if size == 0:
@@ -267,6 +342,8 @@ class FileService:
                 file_id=file_id, scope=scope, chat_id=chat_id, owner_id=principal.user_id,
                 filename=filename, content_type=content_type, size=size,
                 sha256=digest.hexdigest(), key=key, created_at=utcnow(),
+                status="processing" if kind is not None else "stored",
+                progress=0.0 if kind is not None else 1.0,
             )
             await self._files.insert(record)
         except BaseException:

@@ -16,6 +16,7 @@ from app.llm.registry import ProviderRegistry
 from app.rag.embeddings import Embedder
 from app.services import Services
 from app.tools.base import ToolSource
+from app.voice.speech_port import SpeechPort
 from storage.blobs import BlobStore
 from storage.mongo import Mongo
 from storage.vectors import VectorStore
@@ -38,3 +39,5 @@ EMBEDDER: web.AppKey[Embedder] = web.AppKey("embedder")
 TOOL_SOURCES: web.AppKey[list[ToolSource]] = web.AppKey("tool_sources")
 # The web client's directory (static files, the single sign-on landing page).
 WEB_ROOT: web.AppKey[Path] = web.AppKey("web_root", Path)
+# Speech recognition and synthesis for voice rooms' embedded pipeline (tests inject one).
+SPEECH: web.AppKey[SpeechPort | None] = web.AppKey("speech")

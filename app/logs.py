@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 from typing import Any, TextIO
 
@@ -40,6 +41,24 @@ def quiet_malformed_packets() -> None:
     logger = logging.getLogger("engineio.server")
     if not any(isinstance(f, MalformedPacketFilter) for f in logger.filters):
         logger.addFilter(MalformedPacketFilter())
+# Line breaks and other control characters (C0, DEL, C1, Unicode line separators).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with control characters written as escapes: one record stays one line."""
+    return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
+
+
+class TextFormatter(logging.Formatter):
+    """Readable lines; a message cannot forge a line (e.g. a %0a in a URL path).
+
+    A traceback still spans lines: it is added after the message, by us, not the client.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -123,14 +142,20 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
             self._size = 0
 
 
-def setup_logging(fmt: str, level: str, production: bool) -> None:
-    """Configure the root logger once."""
+def log_handler(fmt: str, production: bool, stream: TextIO | None = None) -> logging.Handler:
+    """The handler `setup_logging` installs: JSON lines or escaped text lines, batched."""
     use_json = fmt == "json" or (fmt == "auto" and (production or not sys.stderr.isatty()))
-    handler = BatchedStreamHandler()
+    handler = BatchedStreamHandler(stream)
     handler.setFormatter(
         JsonFormatter() if use_json
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    return handler
+
+
+def setup_logging(fmt: str, level: str, production: bool) -> None:
+    """Configure the root logger once."""
+    handler = log_handler(fmt, production)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

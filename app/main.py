@@ -8,9 +8,10 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Mapping
+from functools import partial
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import web, web_response
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -27,7 +28,7 @@ from app.auth import Authenticator, AuthService
 from app.config import ConfigError, Settings
 from app.events import Emitter
 from app.files import FileService, RoomFiles
-from app.health import HealthService
+from app.health import CheckFailed, HealthService
 from app.ids import new_id
 from app.keys import (
     BLOBS,
@@ -41,6 +42,7 @@ from app.keys import (
     SERVICES,
     SETTINGS,
     SIO,
+    SPEECH,
     TOOL_SOURCES,
     VECTORS,
 )
@@ -51,13 +53,18 @@ from app.llm.registry import ProviderRegistry, build_registry
 from app.llm.tokens import load_encoder
 from app.login_tokens import LoginTokens
 from app.logs import quiet_malformed_packets
+from app.media.attachments import AttachmentReader, ChatAttachments
+from app.media.sandbox import MediaSandbox
 from app.metrics import Metrics
 from app.oidc import OIDCService
+from app.prompt_compiler import PromptCompiler
 from app.rag.embeddings import build_embedder
 from app.rag.ingest import Ingestor
 from app.rag.retrieval import RagRetriever, RecallIndexer
 from app.rooms import RoomService
 from app.services import Services
+from app.speech.factory import build_speech
+from app.speech.service import SpeechService
 from app.startup_checks import StartupError
 from app.stateless import StatelessAsk
 from app.token_versions import TokenVersions
@@ -70,10 +77,17 @@ from app.tools.notion import NotionTools
 from app.tools.registry import ToolRegistry
 from app.tools.source import ToolLoopSource
 from app.usage import UsageService
+from app.voice.backends import build_backend
+from app.voice.service import VOICE_ROOM, VoiceService
+from app.voice.source import VoiceReplySource
+from app.voice.speech_adapter import SpeechAdapter
+from app.voice.speech_port import SpeechPort
+from app.voice.spoken import TypedReplyVoice
 from handlers import security
 from handlers.common import auth_middleware, cors_middleware, error_middleware
 from handlers.origins import OriginPolicy, origin_middleware
 from handlers.routes import setup_routes
+from handlers.timeouts import body_timeout_middleware
 from namespaces.base import BaseNamespace
 from namespaces.connections import ConnectionRegistry
 from namespaces.realtime import RealtimeNamespace
@@ -104,6 +118,7 @@ from storage.streams import MemoryStreamLog, RedisStreamLog, StreamLog
 from storage.usage import UsageStore
 from storage.users import IdentityStore, RefreshTokenStore, UserStore
 from storage.vectors import build_vector_store
+from storage.voice_floor import FloorStore, MemoryFloor, RedisFloor, floor_state
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +335,13 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         embedder, emitter, metrics, node_id, single_node=redis is None,
     )
     room_files = RoomFiles(file_store, blobs, vectors, ingestor.cancel)
+    try:
+        speech = build_speech(settings.audio, settings.llm)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
+    # Images and videos from users are decoded in capped worker processes.
+    media = MediaSandbox(settings.ingest)
+    reader = AttachmentReader(registry, speech.stt, media, media)
 
     # The assistant: one admission gate for every path, replies as tasks of their own.
     gate = AdmissionGate(settings.limits, settings.assistant, budgets, metrics)
@@ -330,17 +352,33 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     tools = ToolRegistry(settings.tools, [
         DocumentTools(retriever, settings.vectors.top_k), *app[TOOL_SOURCES],
     ])
+    # Voice turns' replies get their answers (spoken, or from the Realtime bridge) here.
+    # Voice rooms hear and speak through the same recogniser and voice as /run/audio.
+    voice_speech: SpeechPort = app[SPEECH] or SpeechAdapter(speech.stt, speech.tts)
+    answers = VoiceReplySource(
+        app[REPLY_SOURCE] or ToolLoopSource(tools),
+        TypedReplyVoice(voice_speech, emitter, VOICE_ROOM) if settings.voice.speak_typed_replies
+        else None,
+    )
     engine = AssistantEngine(
         settings.assistant, settings.llm, registry, room_store, message_store, emitter,
-        streams, control, node_id, gate, accounting, retriever,
-        app[REPLY_SOURCE] or ToolLoopSource(tools), ReplyListeners(),
+        streams, control, node_id, gate, accounting, retriever, answers, ReplyListeners(),
+        ChatAttachments(room_files, reader),
     )
+    floor: FloorStore = RedisFloor(redis) if redis is not None else MemoryFloor()
     rooms = RoomService(
         settings.limits, room_store, message_store, users, presence, limiter,
         emitter, MongoInviteBook(mongo), engine, room_files.files_of_chat,
         on_delete=[room_files.on_room_deleted, recall.forget], tools=tools,
+        voice_state=partial(floor_state, floor),
+    )
+    voice = VoiceService(
+        settings.voice, rooms, engine, floor, emitter, answers,
+        build_backend(settings, voice_speech, emitter, partial(message_store.page, limit=20)),
+        control, node_id,
     )
     completions = CompletionService(settings.assistant, registry, gate, accounting)
+    speaking = SpeechService(settings.audio, speech, gate, metrics)
     engine.start()
     auth = AuthService(
         settings.auth, users, RefreshTokenStore(mongo), issuer, limiter, versions,
@@ -371,7 +409,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         sio, emitter, settings.server.max_socket_queue, versions, settings.limits, limiter
     )
     sio.register_namespace(
-        RealtimeNamespace(REALTIME, authenticator, connections, emitter, metrics, rooms)
+        RealtimeNamespace(REALTIME, authenticator, connections, emitter, metrics, rooms, voice)
     )
     sio.register_namespace(
         BaseNamespace(DEFAULT, authenticator, connections, emitter, metrics)
@@ -383,7 +421,10 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         registry=registry,
         ask=AskService(settings.assistant, rooms, engine),
         usage=UsageService(mongo, rooms, ledger), files=files, oidc=oidc, tools=tools,
-        stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever),
+        speech=speaking, prompt_compiler=PromptCompiler(
+            settings.limits, completions, settings.assistant.max_output_tokens),
+        stateless=StatelessAsk(settings.limits, settings.assistant.name, completions, retriever,
+                               reader),
         login_tokens=LoginTokens(
             LoginTokenStore(mongo), auth, users, settings.auth.login_token_ttl_seconds
         ),
@@ -396,6 +437,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await connections.stop()
+        await voice.close()
         await engine.close()
         await message_store.close()
         await recall.close()
@@ -404,6 +446,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         await close_client_manager(sio)
         await presence.close()
         await oidc.close()
+        await speech.close()
+        await media.close()
 
 
 async def _ping_mongo(mongo: Mongo) -> str:
@@ -419,7 +463,7 @@ async def _check_llm(registry: ProviderRegistry, local: LocalLlamaServer | None)
     """The default model's provider: the local server answers, or a key is configured."""
     model = registry.default_model()
     if model is None:
-        raise LocalServerError("no LLM provider is configured")
+        raise CheckFailed("no LLM provider is configured")
     if model.startswith("local:") and local is not None:
         return f"{model}: {await local.check()}"
     # Remote providers are not called (that would cost money): configured is enough.
@@ -431,19 +475,38 @@ async def _ping_redis(redis: Redis) -> str:
     return "pong"
 
 
+SERVER_HEADER = "Parlour"
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """No versions in `Server` (aiohttp's default names Python's and its own)."""
+    response.headers["Server"] = SERVER_HEADER
+
+
+def _hide_server_version() -> None:
+    # aiohttp has no setting for its default `Server`; the answers it writes itself before
+    # any route (e.g. 400 for a malformed request) use this module attribute.
+    web_response.SERVER_SOFTWARE = SERVER_HEADER  # type: ignore[attr-defined]
+
+
 def create_app(
     settings: Settings,
     *,
     providers: Mapping[str, Provider] | None = None,
     reply_source: ReplySource | None = None,
+    speech: SpeechPort | None = None,
 ) -> web.Application:
     """Build the aiohttp application; resources open in cleanup_ctx when it starts.
 
     `providers` adds LLM providers by name (tests inject a scripted one); `reply_source`
-    replaces where replies' events come from (the plain provider call by default).
+    replaces where replies' events come from (the plain provider call by default);
+    `speech` gives voice rooms' embedded pipeline its recogniser and voice.
     """
     origins = OriginPolicy(settings.server.cors_origins)
-    middlewares = [error_middleware, origin_middleware(origins), auth_middleware]
+    middlewares = [
+        error_middleware, body_timeout_middleware(settings.server.body_timeout_seconds),
+        origin_middleware(origins), auth_middleware,
+    ]
     if settings.server.cors_origins:
         middlewares.insert(0, cors_middleware(settings.server.cors_origins))
     # One hard cap for a JSON body, a Socket.IO event and a WebSocket frame, well above
@@ -453,6 +516,7 @@ def create_app(
     app[SETTINGS] = settings
     app[EXTRA_PROVIDERS] = dict(providers or {})
     app[REPLY_SOURCE] = reply_source
+    app[SPEECH] = speech
     manager = (
         ParlourRedisManager(settings.redis.url, channel="parlour")
         if settings.redis.url else ParlourManager()
@@ -482,6 +546,8 @@ def create_app(
         await sio.shutdown()
 
     app.on_shutdown.append(close_sockets)
+    app.on_response_prepare.append(_server_header)
+    _hide_server_version()
     app.cleanup_ctx.extend([mongo_ctx, redis_ctx, llm_ctx, rag_ctx, tools_ctx, services_ctx])
     setup_routes(app, WEB_DIR)
     security.setup(app)

@@ -51,6 +51,10 @@ class Metrics:
         self.cost = Counter("parlour_cost_usd_total", "LLM cost in USD", registry=r)
         self.uploads = Counter("parlour_uploads_total", "Uploaded files", ["outcome"], registry=r)
         self.upload_bytes = Counter("parlour_upload_bytes_total", "Uploaded bytes", registry=r)
+        self.speech = Counter(
+            "parlour_speech_total", "Speech recognitions and syntheses", ["op", "outcome"],
+            registry=r,
+        )
         self.ingestion = Counter(
             "parlour_ingestion_total", "Document ingestions", ["outcome"], registry=r
         )

@@ -119,4 +119,6 @@ class Message(_Record):
     usage: Usage | None = None
     sources: list[Source] | None = None
     tool_calls: list[ToolCallRecord] | None = None
+    # "voice" for a spoken turn of a voice room (its content is the transcript).
+    input: Literal["text", "voice"] | None = None
     created_at: datetime

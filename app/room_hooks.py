@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,12 +16,16 @@ class ReplyOptions:
 
     `kind`: the path (message, run, ws, ...), for limits and usage. `always`: answer even
     when the room's assistant mode would not (an explicit request). `model`: answer this
-    turn with that model instead of the room's.
+    turn with that model instead of the room's. `context`: whether the reply's prompt is
+    built (history, sources) before its source runs.
     """
 
     kind: str = "message"
     always: bool = False
     model: str | None = None
+    # False: the source brings its own context (the Realtime session), so no history,
+    # retrieval or prompt is prepared for it.
+    context: bool = True
 
 
 class ReplyTicket(Protocol):
@@ -33,9 +38,13 @@ class RoomHooks(Protocol):
     """What the assistant engine adds to rooms."""
 
     async def admit_reply(
-        self, room: Room, principal: Principal, content: str, options: ReplyOptions
+        self, room: Room, principal: Principal, content: str, options: ReplyOptions,
+        file_ids: Sequence[str] = (),
     ) -> ReplyTicket | None:
-        """Reserve the reply a message asks for (raise if it cannot); None if it asks none."""
+        """Reserve the reply a message asks for (raise if it cannot); None if it asks none.
+
+        `file_ids` (already checked to be the room's) must suit the model that will answer.
+        """
 
     def start_reply(
         self, ticket: Any, room: Room, message: Message, options: ReplyOptions
@@ -62,7 +71,8 @@ class NoHooks:
     """Rooms without an assistant."""
 
     async def admit_reply(
-        self, room: Room, principal: Principal, content: str, options: ReplyOptions
+        self, room: Room, principal: Principal, content: str, options: ReplyOptions,
+        file_ids: Sequence[str] = (),
     ) -> ReplyTicket | None:
         return None
 

@@ -36,6 +36,8 @@ _SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 FilesCheck = Callable[[str, list[str]], Awaitable[bool]]
+# A voice room's `{speaker, assistant}` for join_room (who holds the floor right now).
+VoiceStateReader = Callable[[str], Awaitable[dict[str, Any]]]
 RoomCascade = Callable[[str], Awaitable[None]]
 MESSAGE = ReplyOptions()
 
@@ -84,8 +86,10 @@ class RoomService:
         files_of_room: FilesCheck,
         on_delete: Sequence[RoomCascade] = (),
         tools: ToolCatalog | None = None,
+        voice_state: VoiceStateReader | None = None,
     ) -> None:
         self._limits = limits
+        self._voice_state = voice_state
         self._tools: ToolCatalog = tools or NoTools()
         self._rooms = rooms
         self._messages = messages
@@ -279,6 +283,8 @@ class RoomService:
             "online": online,
             "messages": [m.model_dump(mode="json") for m in messages],
         }
+        if room.room_type == "openai_realtime" and self._voice_state is not None:
+            result["voice"] = await self._voice_state(room_id)
         active = await self._hooks.active_streams(room_id)
         if active:
             # The oldest one; with several (two nodes answering at once) all of them too.
@@ -302,6 +308,10 @@ class RoomService:
     async def invite(self, principal: Principal, req: Invite) -> Room:
         """Add a user by email (owner only); unknown emails join when they sign up."""
         room = await self.load(principal, req.room_id, owner=True)
+        if not await self._limiter.hit(
+            f"invite:{principal.user_id}", self._limits.invites_per_hour, 3600
+        ):
+            raise rate_limited("too many invitations this hour; try again later", 3600)
         user = await self._users.by_email(req.email)
         if user is None:
             await self._invites.add(req.email, req.room_id, req.role)
@@ -388,7 +398,9 @@ class RoomService:
         # A retry with a known client_msg_id is found by the insert (the unique index),
         # not by a read before every message; only a refusal looks for it first.
         try:
-            ticket = await self._hooks.admit_reply(room, principal, req.content, options)
+            ticket = await self._hooks.admit_reply(
+                room, principal, req.content, options, req.file_ids
+            )
         except AppError:
             existing = await self._sent_before(req)
             if existing is not None:
@@ -412,12 +424,26 @@ class RoomService:
                 self._hooks.start_reply(ticket, room, message, options)
         return message
 
+    async def post_voice_turn(self, principal: Principal, room_id: str, transcript: str) -> Message:
+        """Store a spoken turn (`input: "voice"`, its transcript as content) and broadcast it.
+
+        Its reply was admitted when the speaker took the floor; the caller starts it.
+        """
+        check_message_chars(len(transcript), self._limits, "transcript")
+        await self.load(principal, room_id, write=True)
+        req = SendMessage(room_id=room_id, content=transcript)
+        message, _ = await self._store_message(principal, req, voice=True)
+        await self.emitter.message_received(message)
+        return message
+
     async def _sent_before(self, req: SendMessage) -> Message | None:
         if req.client_msg_id is None:
             return None
         return await self._messages.by_client_msg_id(req.room_id, req.client_msg_id)
 
-    async def _store_message(self, principal: Principal, req: SendMessage) -> tuple[Message, bool]:
+    async def _store_message(
+        self, principal: Principal, req: SendMessage, *, voice: bool = False
+    ) -> tuple[Message, bool]:
         if not await self._limiter.hit(
             f"msg:{principal.user_id}", self._limits.messages_per_minute, 60
         ):
@@ -442,6 +468,8 @@ class RoomService:
         }
         if req.client_msg_id is not None:
             doc["client_msg_id"] = req.client_msg_id
+        if voice:
+            doc["input"] = "voice"
         return await self._messages.append(doc)
 
     async def stop_generation(

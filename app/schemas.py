@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationError,
 )
@@ -114,6 +115,11 @@ class StopGeneration(RoomRef):
     message_id: str | None = None
 
 
+class VoiceChunk(RoomRef):
+    # A binary Socket.IO attachment (bytes); text (e.g. base64) is refused.
+    audio: Annotated[bytes, Strict()]
+
+
 class Regenerate(RoomRef):
     message_id: str = Id
 
@@ -131,6 +137,11 @@ class Signup(Payload):
 class Login(Payload):
     email: str = Field(min_length=1, max_length=320)
     password: str
+
+
+class ChangePassword(Payload):
+    current_password: str
+    new_password: str
 
 
 class TokenForm(Payload):

@@ -14,7 +14,9 @@ from app.llm.registry import ProviderRegistry
 from app.login_tokens import LoginTokens
 from app.metrics import Metrics
 from app.oidc import OIDCService
+from app.prompt_compiler import PromptCompiler
 from app.rooms import RoomService
+from app.speech.service import SpeechService
 from app.stateless import StatelessAsk
 from app.tokens import TokenIssuer
 from app.tools.registry import ToolRegistry
@@ -42,3 +44,5 @@ class Services:
     oidc: OIDCService | None = None
     tools: ToolRegistry | None = None
     login_tokens: LoginTokens | None = None
+    speech: SpeechService | None = None
+    prompt_compiler: PromptCompiler | None = None

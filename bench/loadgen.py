@@ -35,6 +35,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def sys_seconds(pid: int) -> float:
+    """stime alone: the kernel's share (socket writes on loopback land here)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[12]) / TICK
+
+
 def rss_bytes(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -53,10 +60,14 @@ def pct(values: list[float], p: float) -> float:
 class Window:
     """CPU of the servers and a counter between start() and stop()."""
 
-    def __init__(self, pids: list[int], mark: str | None = None) -> None:
+    def __init__(self, pids: list[int], mark: str | None = None,
+                 others: list[int] | None = None) -> None:
         self.pids = pids
         self.mark = mark  # a file created when the window opens (to attach a profiler)
+        self.others = others or []  # reported beside, not counted (the database)
         self.cpu = 0.0
+        self.other_cpu = 0.0
+        self.sys = 0.0
         self.wall = 0.0
         self.open = False
 
@@ -65,12 +76,16 @@ class Window:
             with open(self.mark, "w") as f:
                 f.write("open")
         self._cpu0 = sum(cpu_seconds(p) for p in self.pids)
+        self._sys0 = sum(sys_seconds(p) for p in self.pids)
+        self._other0 = sum(cpu_seconds(p) for p in self.others)
         self._t0 = time.perf_counter()
         self.open = True
 
     def stop(self) -> None:
         self.open = False
         self.cpu = sum(cpu_seconds(p) for p in self.pids) - self._cpu0
+        self.sys = sum(sys_seconds(p) for p in self.pids) - self._sys0
+        self.other_cpu = sum(cpu_seconds(p) for p in self.others) - self._other0
         self.wall = time.perf_counter() - self._t0
 
 
@@ -146,14 +161,26 @@ class Target:
 
 async def senders_loop(target: Target, pairs: list[tuple[EioClient, str]], window: Window,
                        warmup: float, duration: float,
-                       sent_at: dict[str, float] | None = None) -> dict[str, Any]:
-    """Each (client, room) keeps one message in flight; counts acks inside the window."""
+                       sent_at: dict[str, float] | None = None,
+                       rate: float | None = None) -> dict[str, Any]:
+    """Each (client, room) keeps one message in flight; counts acks inside the window.
+
+    `rate`: at most this many messages per second in all (paced), else as fast as acked.
+    """
     stats = {"ok": 0, "refused": 0, "latency": []}
     stop_at = time.perf_counter() + warmup + duration
     seq = itertools.count()
 
+    interval = len(pairs) / rate if rate else 0.0
+
     async def one(client: EioClient, room: str) -> None:
+        next_at = time.perf_counter()
         while time.perf_counter() < stop_at:
+            if interval:
+                next_at += interval
+                delay = next_at - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             content = f"m{next(seq)} the quick brown fox jumps over the lazy dog"
             t0 = time.perf_counter()
             if sent_at is not None:
@@ -186,12 +213,14 @@ async def persist(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
 
     users = await target.users(spec["connections"])
     pairs = list(await asyncio.gather(*(pair(user) for user in users)))
-    window = Window(spec["pids"], spec.get("mark"))
-    stats = await senders_loop(target, pairs, window, spec["warmup"], spec["duration"])
+    window = Window(spec["pids"], spec.get("mark"), spec.get("db_pids"))
+    stats = await senders_loop(target, pairs, window, spec["warmup"], spec["duration"],
+                               rate=spec.get("rate"))
     for client, _ in pairs:
         await client.close()
     ok = stats["ok"]
     return {"messages": ok, "refused": stats["refused"], "cpu_s": window.cpu,
+            "sys_s": window.sys, "db_cpu_s": window.other_cpu,
             "wall_s": window.wall, "cpu_per_msg_us": window.cpu / ok * 1e6 if ok else None,
             "msgs_per_s": ok / window.wall, "p50_ms": pct(stats["latency"], 50) * 1000,
             "p99_ms": pct(stats["latency"], 99) * 1000}
@@ -220,7 +249,7 @@ async def fanout(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
     remote = clients[senders:] if nodes > 1 else []
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
-    window = Window(spec["pids"], spec.get("mark"))
+    window = Window(spec["pids"], spec.get("mark"), spec.get("db_pids"))
     event = target.message_event
     marker = '"content":"'
 
@@ -254,6 +283,7 @@ async def fanout(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
     deliveries = counts0[1] - counts0[0]
     out = {"messages": stats["ok"], "refused": stats["refused"], "deliveries": deliveries,
            "members": members, "cpu_s": window.cpu, "wall_s": window.wall,
+           "sys_s": window.sys, "db_cpu_s": window.other_cpu,
            "cpu_per_delivery_us": window.cpu / deliveries * 1e6 if deliveries else None,
            "deliveries_per_cpu_s": deliveries / window.cpu if window.cpu else None,
            "ack_p50_ms": pct(stats["latency"], 50) * 1000,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import asdict
 from typing import Any, Literal
@@ -14,15 +14,17 @@ from pydantic import Field
 
 from app.assistant.completion import Completion
 from app.assistant.listeners import ReplyEvent
-from app.errors import AppError, error_from_exception
+from app.errors import AppError, error_from_exception, invalid
+from app.files import UploadPart
 from app.ids import new_id
-from app.limits import transport_cap_bytes
 from app.llm.base import ChatMessage, ChatParams, StreamEnd, TokenUsage
-from app.models import Message
-from app.schemas import Payload, parse
+from app.media.attachments import Attachment, attachment_type, media_kind
+from app.models import Message, Principal
+from app.schemas import Payload
 from app.services import Services
-from handlers.common import SETTINGS, body, form, json_response, principal, query, services
-from handlers.multipart import MultipartCaps, form_fields
+from handlers.common import body, json_response, principal, query, services
+from handlers.files import file_service
+from handlers.run_input import RunInput, read_run_input
 
 
 class ModelPage(Payload):
@@ -45,12 +47,6 @@ class ChatCompletion(Payload):
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1, le=32_768)
     stream: bool = False
-
-
-class Run(Payload):
-    text: str = Field(min_length=1)
-    model: str | None = None
-    chat_id: str | None = Field(None, min_length=1, max_length=128)
 
 
 async def sse_response(request: web.Request) -> web.StreamResponse:
@@ -156,31 +152,63 @@ async def aisuite_chat(request: web.Request) -> web.StreamResponse:
         return response
 
 
-async def _run_request(request: web.Request) -> Run:
-    if request.content_type == "application/x-www-form-urlencoded":
-        return parse(Run, await form(request))
-    if request.content_type.startswith("multipart/"):
-        settings = request.app[SETTINGS]
-        caps = MultipartCaps.for_fields(settings.limits, transport_cap_bytes(settings.limits))
-        fields = await form_fields(
-            request, caps, files_refused="attachments are not supported by /run yet")
-        return parse(Run, fields)
-    return await body(request, Run)
-
-
 async def run(request: web.Request) -> web.StreamResponse:
     """Ask once: in a chat (stored, answered by the room's assistant) or stateless."""
     who = principal(request)
-    req = await _run_request(request)
-    ask = services(request).ask
+    req = await read_run_input(request)
     stream = "text/event-stream" in request.headers.get("Accept", "")
+    return await _answer(request, stream, await run_events(request, who, req))
+
+
+async def run_events(
+    request: web.Request, who: Principal, req: RunInput
+) -> AsyncGenerator[dict[str, Any], None]:
+    svc = services(request)
+    await _spoken_question(svc, who, req)
     if req.chat_id is None:
-        # The asker's documents are searched, as in their private chats.
-        async with services(request).stateless.run(who, req.text, req.model) as run:
-            return await _answer(request, stream, _stateless(services(request), run))
-    return await _answer(request, stream, _in_room(
-        ask.ask(who, req.chat_id, req.text, model=req.model, kind="run")
-    ))
+        return _stateless_run(svc, who, req)
+    file_ids: list[str] = []
+    if req.attachments:
+        # Attached in a chat, they are the chat's files (listed, downloadable, searchable).
+        records = await file_service(request).upload_to_chat(
+            who, req.chat_id, _parts(req.attachments))
+        file_ids = [r.file_id for r in records]
+    return _in_room(svc.ask.ask(who, req.chat_id, req.text, model=req.model, kind="run",
+                                file_ids=file_ids))
+
+
+async def _spoken_question(svc: Services, who: Principal, req: RunInput) -> None:
+    """A question asked aloud (no text, only audio): its transcript becomes the text."""
+    if req.text.strip() or not req.attachments or svc.speech is None:
+        return
+    kinds = [(a, attachment_type(a)) for a in req.attachments]
+    if not all(media_kind(a, ctype) == "audio" for a, ctype in kinds):
+        return
+    texts = [await svc.speech.transcribe(who, a.data, ctype or "audio/wav", a.filename)
+             for a, ctype in kinds]
+    req.text = " ".join(t for t in texts if t).strip()
+    if not req.text:
+        raise invalid(f"{req.attachments[0].filename}: no speech was recognised")
+    req.attachments = []
+
+
+async def _parts(attachments: list[Attachment]) -> AsyncIterator[UploadPart]:
+    for attachment in attachments:
+        yield UploadPart(attachment.filename, attachment.content_type, _once(attachment.data))
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _stateless_run(
+    svc: Services, who: Principal, req: RunInput
+) -> AsyncGenerator[dict[str, Any], None]:
+    # The asker's documents are searched, as in their private chats.
+    async with (svc.stateless.run(who, req.text, req.model, req.attachments) as run,
+                aclosing(_stateless(svc, run)) as events):
+        async for item in events:
+            yield item
 
 
 async def _stateless(svc: Services, run: Completion) -> AsyncGenerator[dict[str, Any], None]:

@@ -8,7 +8,7 @@ from app.auth import Session
 from app.errors import UNAUTHORIZED, AppError
 from app.keys import SETTINGS
 from app.models import Principal
-from app.schemas import Login, RefreshRequest, Signup, TokenForm, parse
+from app.schemas import ChangePassword, Login, RefreshRequest, Signup, TokenForm, parse
 from handlers.common import (
     PRINCIPAL,
     body,
@@ -85,6 +85,16 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
+async def change_password(request: web.Request) -> web.Response:
+    """New password: every other session ends; this one gets fresh tokens."""
+    who = principal(request)
+    req = await body(request, ChangePassword)
+    session = await services(request).auth.change_password(
+        who.user_id, req.current_password, req.new_password, client_ip(request)
+    )
+    return with_cookies(request, session)
+
+
 async def me(request: web.Request) -> web.Response:
     user = await services(request).auth.me(principal(request).user_id)
     return json_response({"user": user.model_dump(mode="json")})
@@ -97,4 +107,5 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/auth/token", token)
     app.router.add_post("/api/v1/auth/refresh", refresh)
     app.router.add_post("/api/v1/auth/logout", logout)
+    app.router.add_post("/api/v1/auth/password", change_password)
     app.router.add_get("/api/v1/auth/me", me)

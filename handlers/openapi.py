@@ -10,9 +10,9 @@ from pydantic import BaseModel
 
 from app import __version__
 from app.keys import SETTINGS
-from app.schemas import CreateRoom, Login, RefreshRequest, RoomSettings, Signup
+from app.schemas import ChangePassword, CreateRoom, Login, RefreshRequest, RoomSettings, Signup
 from handlers import openapi_responses as R
-from handlers.ai import ChatCompletion, MetricsQuery, ModelPage, Run
+from handlers.ai import ChatCompletion, MetricsQuery, ModelPage
 from handlers.chats import ListChats, ListMessages
 from handlers.common import json_response
 from handlers.oidc import (
@@ -22,6 +22,8 @@ from handlers.oidc import (
     OIDCLogin,
     ValidateToken,
 )
+from handlers.prompt_compiler import CompileRequest, UpdateParameters
+from handlers.run_input import Run
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Op:
     response: type[BaseModel] | None = None  # the JSON body of the `ok` answer
     content_type: str | None = None  # a non-JSON `ok` answer (downloads)
     run_body: bool = False  # /run: JSON, form or multipart with the same fields
+    multipart_field: str = "files"
 
 
 OPERATIONS = [
@@ -48,8 +51,14 @@ OPERATIONS = [
        form=("username", "password"), response=R.AccessToken),
     Op("post", "/api/v1/auth/refresh", "Rotate the refresh token", RefreshRequest, auth=False,
        response=R.Session),
-    Op("post", "/api/v1/auth/logout", "Revoke the refresh token", RefreshRequest, auth=False,
-       ok=204),
+    Op("post", "/api/v1/auth/logout", "End every session of the account (all devices)",
+       RefreshRequest, auth=False, ok=204),
+    Op("post", "/api/v1/auth/password", "Change the password (ends every other session)",
+       ChangePassword, response=R.Session),
+    Op("get", "/api/v1/auth/link", "Single sign-on waiting for its account's password",
+       auth=False, response=R.PendingLink),
+    Op("post", "/api/v1/auth/link", "Confirm a single sign-on link with the password",
+       LinkConfirm, auth=False, response=R.Session),
     Op("get", "/api/v1/auth/providers", "Configured single sign-on providers", auth=False,
        response=R.Providers),
     Op("get", "/api/v1/auth/me", "The current user", response=R.Me),
@@ -98,6 +107,17 @@ OPERATIONS = [
        response=R.Completion),
     Op("post", "/api/v1/run", "Ask once (stateless with your documents, or in a chat)", Run,
        run_body=True, response=R.RunAnswer),
+    Op("post", "/api/v1/run/audio", "Ask once and hear the answer (?format=wav|mp3); headers "
+       "X-Parlour-Transcript, X-Parlour-Message-Id", Run, run_body=True,
+       content_type="audio/wav"),
+    Op("post", "/api/v1/audio/transcriptions", "Speech to text: multipart `file` → {text}",
+       multipart=True, multipart_field="file", response=R.Transcription),
+    Op("post", "/api/v1/prompt_compiler/compile", "A prompt as a template with {{name}} "
+       "parameters", CompileRequest, response=R.CompiledPrompt),
+    Op("post", "/api/v1/prompt_compiler/compile/form", "The same plus a JSON Schema form",
+       CompileRequest, response=R.CompiledForm),
+    Op("post", "/api/v1/prompt_compiler/update_parameters", "Parameter values read from text",
+       UpdateParameters, response=R.ParameterValues),
     Op("get", "/api/v1/tools", "Tools a room can enable: name, description, parameters, "
        "source, configured", response=R.Tools),
     Op("get", "/api/v1/session_id", "A new room id for the plain WebSocket",
@@ -133,7 +153,9 @@ def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str
 
 def _success(op: Op, components: dict[str, Any]) -> dict[str, Any]:
     answer: dict[str, Any] = {"description": "success"}
-    if op.response is not None:
+    if op.response is None and op.content_type is not None and op.run_body:
+        answer["content"] = {op.content_type: {"schema": {"type": "string", "format": "binary"}}}
+    elif op.response is not None:
         content: dict[str, Any] = {"application/json": {"schema": _schema(op.response, components)}}
         if op.run_body:
             content["text/event-stream"] = {"schema": {
@@ -173,10 +195,11 @@ def _operation(op: Op, components: dict[str, Any]) -> dict[str, Any]:
                 "type": "object", "required": list(op.form),
                 "properties": {f: {"type": "string"} for f in op.form}}}}}
     if op.multipart:
+        field = op.multipart_field
         out["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
-            "type": "object", "required": ["files"], "properties": {"files": {
+            "type": "object", "required": [field], "properties": {field: {
                 "type": "array", "items": {"type": "string", "format": "binary"},
-                "description": "one part named `files` per file"}}}}}}
+                "description": f"one part named `{field}` per file"}}}}}}
     if op.auth:
         out["security"] = [{"bearer": []}, {"cookie": []}]
     return out

@@ -39,6 +39,11 @@ class Providers(BaseModel):
     providers: list[str]
 
 
+class PendingLink(BaseModel):
+    email: str
+    provider: str
+
+
 class Chat(Room):
     chat_id: str
 
@@ -63,6 +68,8 @@ class Document(BaseModel):
     chunks: int
     created_at: str
     error: str | None = None
+    # With `error`: payload_too_large, invalid_payload or internal.
+    error_code: str | None = None
 
 
 class ChatFile(Document):
@@ -199,3 +206,20 @@ class Health(BaseModel):
     checks: dict[str, Check]
     version: str
     node_id: str
+
+
+class Transcription(BaseModel):
+    text: str
+
+
+class CompiledPrompt(BaseModel):
+    compiled_prompt: str
+    parameters: list[dict[str, Any]]
+
+
+class CompiledForm(CompiledPrompt):
+    form: dict[str, Any]
+
+
+class ParameterValues(BaseModel):
+    values: dict[str, Any]

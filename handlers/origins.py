@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -22,6 +23,14 @@ from app.errors import FORBIDDEN, INVALID_PAYLOAD, AppError
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 AUTH_COOKIES = ("access_token", "refresh_token")
 UNSUPPORTED_MEDIA_TYPE = 415
+
+
+def _host_port(netloc: str, default_port: str) -> tuple[str, str]:
+    """("example.com", "443") from "example.com" or "Example.com:443" ([v6] too)."""
+    host, sep, port = netloc.lower().rpartition(":")
+    if not sep or "]" in port:  # no port (a bare name, or an IPv6 literal's colons)
+        return netloc.lower(), default_port
+    return host, port
 
 
 def _first(value: str | None) -> str | None:
@@ -34,41 +43,43 @@ class OriginPolicy:
     def __init__(self, configured: list[str]) -> None:
         self._configured = frozenset(o.rstrip("/") for o in configured)
 
-    def allows(
-        self, origin: str, scheme: str, host: str | None, headers: Mapping[str, str]
-    ) -> bool:
-        """The server's own origin (as the browser sees it, behind a proxy too) or a listed one."""
+    def allows(self, origin: str, host: str | None, headers: Mapping[str, str]) -> bool:
+        """The server's own origin (as the browser sees it, behind a proxy too) or a listed one.
+
+        Own means the same host and port as the request's `Host` (or `X-Forwarded-Host`),
+        over http or https: TLS is often ended by a proxy that does not say so.
+        """
         if origin in self._configured:
             return True
-        if not host:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
             return False
-        own = {f"{scheme}://{host}"}
-        fwd_proto, fwd_host = _first(headers.get("X-Forwarded-Proto")), _first(
-            headers.get("X-Forwarded-Host")
+        default = "443" if parts.scheme == "https" else "80"
+        wanted = _host_port(parts.netloc, default)
+        return any(
+            own and _host_port(own, default) == wanted
+            for own in (host, _first(headers.get("X-Forwarded-Host")))
         )
-        if fwd_proto or fwd_host:
-            own.add(f"{fwd_proto or scheme}://{fwd_host or host}")
-        return origin in own
 
     def socketio(self, origin: str | None, environ: dict[str, Any]) -> bool:
         """python-engineio's `cors_allowed_origins` callable: the same rule as REST."""
         if origin is None:
             return True
-        headers = {
-            "X-Forwarded-Proto": environ.get("HTTP_X_FORWARDED_PROTO", ""),
-            "X-Forwarded-Host": environ.get("HTTP_X_FORWARDED_HOST", ""),
-        }
-        return self.allows(
-            origin, str(environ.get("wsgi.url_scheme", "http")), environ.get("HTTP_HOST"),
-            headers,
-        )
+        headers = {"X-Forwarded-Host": environ.get("HTTP_X_FORWARDED_HOST", "")}
+        return self.allows(origin, environ.get("HTTP_HOST"), headers)
 
 
 def _cookie_or_anonymous(request: web.Request) -> bool:
-    """True unless the request is authenticated by a Bearer header alone."""
+    """True unless the request carries its credential itself and no cookie.
+
+    Itself: `Authorization: Bearer`, or a WebSocket's `?token=`; another site cannot
+    know either, so such a request cannot be forged.
+    """
     if any(name in request.cookies for name in AUTH_COOKIES):
         return True
-    return not request.headers.get("Authorization", "").lower().startswith("bearer ")
+    if request.headers.get("Authorization", "").lower().startswith("bearer "):
+        return False
+    return not (request.method == "GET" and request.query.get("token"))
 
 
 def _changes_state(request: web.Request) -> bool:
@@ -88,7 +99,7 @@ def origin_middleware(policy: OriginPolicy) -> Any:
         if _changes_state(request) and not request.path.startswith("/socket.io/"):
             origin = request.headers.get("Origin")
             if origin is not None and _cookie_or_anonymous(request) and not policy.allows(
-                origin, request.scheme, request.host, request.headers
+                origin, request.host, request.headers
             ):
                 raise AppError(
                     FORBIDDEN,

@@ -9,7 +9,20 @@ from aiohttp import web
 
 from app.errors import not_found
 from app.keys import WEB_ROOT
-from handlers import ai, auth, chats, documents, files, internal, oidc, openapi, tools, ws
+from handlers import (
+    ai,
+    audio,
+    auth,
+    chats,
+    documents,
+    files,
+    internal,
+    oidc,
+    openapi,
+    prompt_compiler,
+    tools,
+    ws,
+)
 from handlers.methods import method_not_allowed
 
 
@@ -31,6 +44,8 @@ def setup_routes(app: web.Application, web_dir: Path) -> None:
     chats.setup(app)
     internal.setup(app)
     ai.setup(app)
+    audio.setup(app)
+    prompt_compiler.setup(app)
     ws.setup(app)
     files.setup(app)
     documents.setup(app)

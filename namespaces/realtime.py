@@ -22,8 +22,10 @@ from app.schemas import (
     Typing,
     UpdateMember,
     UpdateRoom,
+    VoiceChunk,
     parse,
 )
+from app.voice.service import VoiceService
 from namespaces.base import BaseNamespace
 from namespaces.connections import ConnectionRegistry
 
@@ -41,9 +43,11 @@ class RealtimeNamespace(BaseNamespace):
         emitter: Emitter,
         metrics: Metrics,
         rooms: RoomService,
+        voice: VoiceService,
     ) -> None:
         super().__init__(namespace, authenticator, connections, emitter, metrics)
         self._rooms = rooms
+        self._voice = voice
         for event, handler in {
             "create_room": self._create_room,
             "join_room": self._join_room,
@@ -56,6 +60,10 @@ class RealtimeNamespace(BaseNamespace):
             "update_member": self._update_member,
             "stop_generation": self._stop_generation,
             "regenerate": self._regenerate,
+            "voice_start": self._voice_start,
+            "voice_chunk": self._voice_chunk,
+            "voice_stop": self._voice_stop,
+            "voice_cancel": self._voice_cancel,
         }.items():
             self.handle(event, handler)
 
@@ -122,7 +130,28 @@ class RealtimeNamespace(BaseNamespace):
         await self._rooms.regenerate(who, req.room_id, req.message_id)
         return {}
 
+    async def _voice_start(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
+        turn = await self._voice.start(who, parse(RoomRef, payload).room_id, sid)
+        return {"turn_id": turn.turn_id}
+
+    async def _voice_chunk(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
+        req = parse(VoiceChunk, payload)
+        received = await self._voice.chunk(who, req.room_id, sid, req.audio)
+        return {"bytes": received}
+
+    async def _voice_stop(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
+        turn = await self._voice.stop(who, parse(RoomRef, payload).room_id, sid)
+        return {"turn_id": turn.turn_id}
+
+    async def _voice_cancel(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
+        await self._voice.cancel(who, parse(RoomRef, payload).room_id, sid)
+        return {}
+
     async def disconnected(self, sid: str, principal: Principal, rooms: set[str]) -> None:
+        try:
+            await self._voice.disconnected(sid)
+        except Exception:
+            log.warning("releasing the voice floor of sid %s failed", sid, exc_info=True)
         # One failing room (Redis down, a deleted room) must not leave the others behind.
         for room_id in rooms:
             try:

@@ -5,6 +5,8 @@ or `user` (a document of the owner's knowledge base). A chat file's document_id 
 file_id. Ingestion is claimed with a lease so several nodes can share the work. Deleting
 first marks a record `deleting` (hidden, and refused by ingestion updates, so a worker
 that loses the race removes its own vectors), then removes vectors and blob, then it.
+A chat file that cannot be read as text (an image, an archive) is kept with status
+`stored` and never ingested.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from storage.mongo import Mongo
 
 Doc = dict[str, Any]
 Scope = Literal["chat", "user"]
-Status = Literal["processing", "ready", "failed", "deleting"]
+Status = Literal["processing", "ready", "failed", "stored", "deleting"]
 VISIBLE: Doc = {"$ne": "deleting"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

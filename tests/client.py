@@ -20,6 +20,7 @@ from app.keys import SERVICES
 from app.llm.base import Provider
 from app.main import create_app
 from app.services import Services
+from app.voice.speech_port import SpeechPort
 from tests.servers import free_port
 
 REALTIME = "/assistant/realtime"
@@ -101,10 +102,11 @@ async def start_parlour(
     settings: Settings,
     providers: Mapping[str, Provider] | None = None,
     reply_source: ReplySource | None = None,
+    speech: SpeechPort | None = None,
 ) -> Parlour:
     """Start the app on a free port (with extra LLM providers, e.g. a scripted one)."""
     port = free_port()
-    app = create_app(settings, providers=providers, reply_source=reply_source)
+    app = create_app(settings, providers=providers, reply_source=reply_source, speech=speech)
     runner = web.AppRunner(app, shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

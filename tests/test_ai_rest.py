@@ -31,7 +31,8 @@ async def test_model_catalog_pages(server: Parlour, llm_env: Any) -> None:
     assert status == 200 and len(page["models"]) == 5 and page["total"] > 5
     model = page["models"][0]
     assert set(model) == {"id", "provider", "name", "context_window", "input_per_mtok",
-                          "output_per_mtok", "cached_per_mtok", "available", "demo", "notice"}
+                          "output_per_mtok", "cached_per_mtok", "available", "demo", "notice",
+                          "vision", "audio"}
     status, last = await server.request(
         "GET", f"/api/v1/model?page={page['total'] // 5 + 1}&page_size=5", user
     )

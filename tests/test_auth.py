@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+import time
 from typing import Any
 
 import jwt
@@ -143,3 +145,31 @@ async def test_bad_tokens_refused(parlour: Parlour) -> None:
             "GET", "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}
         )
         assert status == 401 and data["error"]["code"] == "unauthorized"
+
+
+async def test_log_in_costs_the_same_whether_the_email_has_an_account(
+    make_settings: Any,
+) -> None:
+    # Not a speed goal: a relative check. A log-in with an unknown email verifies a dummy
+    # password hash, so it cannot be told apart from a wrong password by its duration
+    # (before: ~1 ms against ~100 ms, which listed who has an account).
+    server = await start_parlour(make_settings(auth__login_max_failures=100))
+    try:
+        user = await server.signup()
+
+        async def duration(email: str) -> float:
+            started = time.perf_counter()
+            status, data = await server.request(
+                "POST", "/api/v1/auth/login", json={"email": email, "password": "not it at all"}
+            )
+            assert status == 401 and data["error"]["message"] == "wrong email or password"
+            return time.perf_counter() - started
+
+        await duration("warm.up@example.com")
+        known = statistics.median([await duration(user.email) for _ in range(5)])
+        unknown = statistics.median(
+            [await duration(f"nobody{i}@example.com") for i in range(5)]
+        )
+        assert unknown > known * 0.3, (known, unknown)
+    finally:
+        await server.close()

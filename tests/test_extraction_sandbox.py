@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import signal
 import time
 import zipfile
 import zlib
@@ -234,3 +235,18 @@ async def test_text_over_the_extracted_chars_cap_fails_naming_it(
         assert "ingest.max_extracted_chars" in failed["error"], failed
     finally:
         await server.close()
+
+
+async def test_a_worker_killed_while_idle_is_replaced(parlour: Parlour) -> None:
+    user = await parlour.signup()
+    first = await upload_one(parlour, user, "first.txt", b"the first note")
+    await wait_status(parlour, user, f"/api/v1/documents/{first}", timeout=30)
+    for pid in worker_pids():
+        os.kill(pid, signal.SIGKILL)
+
+    async def reaped() -> bool:
+        return not worker_pids()
+
+    await wait_until(reaped, timeout=5)
+    second = await upload_one(parlour, user, "second.txt", b"the second note")
+    await wait_status(parlour, user, f"/api/v1/documents/{second}", timeout=30)

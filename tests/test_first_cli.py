@@ -74,7 +74,9 @@ def test_node_file_names_the_running_server(running: Running) -> None:
     node = json.loads((running.data_dir / "node.json").read_text())
     assert node["url"] == f"http://127.0.0.1:{running.port}"
     assert node["pid"] == running.proc.pid
-    assert node["mongo_uri"].startswith("mongodb://127.0.0.1:")
+    # The embedded database needs credentials (the file is the owner's only).
+    assert node["mongo_uri"].startswith("mongodb://parlour:")
+    assert "@127.0.0.1:" in node["mongo_uri"]
     assert (running.data_dir / "node.json").stat().st_mode & 0o077 == 0
 
 

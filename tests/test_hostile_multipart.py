@@ -51,6 +51,7 @@ async def post_raw(
 
 async def test_200k_parts_are_refused_while_health_answers(parlour: Parlour) -> None:
     user = await parlour.signup()
+    bystander = await parlour.socket(await parlour.signup())
     body = many_parts(200_000)  # 10.8 MB, as in the report
     for path in ("/api/v1/documents", "/api/v1/run"):
         upload = asyncio.create_task(post_raw(parlour, path, user, body))
@@ -65,6 +66,9 @@ async def test_200k_parts_are_refused_while_health_answers(parlour: Parlour) -> 
     await health_answers(parlour)
     _, docs = await parlour.request("GET", "/api/v1/documents", user)
     assert docs["documents"] == []
+    # Another user's socket stayed connected and is served.
+    assert bystander.sio.connected
+    assert (await bystander.ok("create_room", {}))["room"]["room_id"]
 
 
 async def test_many_parts_under_a_raised_cap_stream_without_blocking(make_settings: Any) -> None:

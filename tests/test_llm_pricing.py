@@ -109,6 +109,8 @@ def test_catalog_pages_cover_every_model_once(llm_env: pytest.MonkeyPatch) -> No
         "available",
         "demo",
         "notice",
+        "vision",
+        "audio",
     }
     with pytest.raises(AppError) as err:
         registry.catalog(page=0, page_size=7)

@@ -145,6 +145,11 @@ async def test_websocket_upgrades_check_the_origin(server: Parlour) -> None:
             assert not ws.closed
     finally:
         await browser.close()
+    # A token in the URL and no cookie: nothing another site could forge.
+    async with aiohttp.ClientSession() as app_client, app_client.ws_connect(
+        f"{url}&token={user.token}", origin=EVIL
+    ) as ws:
+        assert not ws.closed
 
 
 async def test_socketio_allows_its_own_origin_and_configured_ones_only(server: Parlour) -> None:
@@ -181,3 +186,21 @@ async def test_get_session_id_changes_nothing(server: Parlour) -> None:
         f"{server.url}/api/v1/ws/chat?session_id={session}&token={other.token}"
     ) as resp:
         assert resp.status == 404
+
+
+async def test_own_origin_behind_a_proxy(server: Parlour) -> None:
+    browser, _ = await logged_in_browser(server)
+    try:
+        host = f"127.0.0.1:{server.port}"
+        for headers, allowed in (
+            ({"Origin": f"https://{host}"}, True),  # TLS ended by a proxy that says nothing
+            ({"Origin": "https://chat.example", "X-Forwarded-Host": "chat.example"}, True),
+            ({"Origin": "https://chat.example:8443", "Host": "chat.example:8"}, False),
+            ({"Origin": "null"}, False),
+        ):
+            status, data = await send(
+                browser, server.url + "/api/v1/chat", "POST", json={}, headers=headers
+            )
+            assert (status == 201) == allowed, (headers, status, data)
+    finally:
+        await browser.close()

@@ -11,6 +11,7 @@ import orjson
 import pytest
 import socketio
 
+from app.cli_users import CliError, delete
 from tests.client import Parlour, SocketClient, User, start_parlour
 
 ME = "/api/v1/auth/me"
@@ -194,3 +195,84 @@ async def test_logout_on_one_node_ends_the_session_on_the_other(
     status, _ = await two.request("GET", ME, user)
     assert status == 401
     assert await refused_socket(two, user.token) == REFUSED
+
+
+async def test_invitations_are_limited_per_hour_whether_or_not_emails_exist(
+    make_settings: Any,
+) -> None:
+    server = await start_parlour(make_settings(limits__invites_per_hour=3))
+    try:
+        owner, known = await server.signup(), await server.signup()
+        sock = await server.socket(owner)
+        room_id = (await sock.ok("create_room", {"assistant_mode": "off"}))["room"]["room_id"]
+        for email in ("nobody1@example.com", known.email, "nobody2@example.com"):
+            await sock.ok("invite", {"room_id": room_id, "email": email})
+        for email in ("nobody3@example.com", "someone@example.com"):
+            ack = await sock.call("invite", {"room_id": room_id, "email": email})
+            assert ack["error"]["code"] == "rate_limited"
+    finally:
+        await server.close()
+
+
+async def test_changing_the_password_ends_every_other_session(parlour: Parlour) -> None:
+    user = await parlour.signup()
+    sock = await parlour.socket(user)
+    path = "/api/v1/auth/password"
+    status, data = await parlour.request(
+        "POST", path, user, json={"current_password": "wrong guess", "new_password": "new one 123"}
+    )
+    assert status == 401 and data["error"]["code"] == "unauthorized"
+    status, data = await parlour.request(
+        "POST", path, user, json={"current_password": "correct horse 1", "new_password": "short"}
+    )
+    assert status == 422 and "password" in data["error"]["message"]
+    status, fresh = await parlour.request(
+        "POST", path, user,
+        json={"current_password": "correct horse 1", "new_password": "new one 123"},
+    )
+    assert status == 200
+    # The old tokens are refused everywhere; the new session works.
+    status, _ = await parlour.request("GET", ME, user)
+    assert status == 401
+    status, _ = await parlour.request(
+        "POST", "/api/v1/auth/refresh", json={"refresh_token": user.refresh_token}
+    )
+    assert status == 401
+    await sock.wait("session_expired", timeout=5)
+    status, _ = await parlour.request(
+        "GET", ME, headers={"Authorization": f"Bearer {fresh['access_token']}"}
+    )
+    assert status == 200
+    for password, expected in (("correct horse 1", 401), ("new one 123", 200)):
+        status, _ = await parlour.request(
+            "POST", "/api/v1/auth/login", json={"email": user.email, "password": password}
+        )
+        assert status == expected
+
+
+async def test_deleting_an_account_from_the_command_line_ends_its_sessions(
+    make_settings: Any, redis_url: str
+) -> None:
+    settings = make_settings(redis__url=redis_url, llm__default_model=None)
+    server = await start_parlour(settings)
+    try:
+        user = await server.signup()
+        sock = await server.socket(user)
+        status, _ = await server.request("GET", ME, user)  # the node caches the version
+        assert status == 200
+        line = await delete(settings, user.email)
+        assert line.startswith(f"deleted {user.email}")
+        # The running node heard it through Redis: refused at once, not in 30 s.
+        status, _ = await server.request("GET", ME, user)
+        assert status == 401
+        await sock.wait("session_expired", timeout=5)
+        with pytest.raises(CliError, match="no account"):
+            await delete(settings, user.email)
+        # The email is free again: a new account, a new id.
+        status, data = await server.request(
+            "POST", "/api/v1/auth/signup",
+            json={"email": user.email, "password": "correct horse 1", "name": "Again"},
+        )
+        assert status == 201 and data["user"]["user_id"] != user.user_id
+    finally:
+        await server.close()

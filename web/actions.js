@@ -7,6 +7,7 @@ import { serverSentence } from "./api.js";
 import { replaySince } from "./lib/messages.js";
 import { newEntries, pending } from "./lib/uploads.js";
 import * as u from "./lib/update.js";
+import { voiceState } from "./lib/voice.js";
 import { call, callWithRetry, notify } from "./socket.js";
 
 const JOIN_RETRY_MS = 5000;
@@ -54,6 +55,7 @@ export function makeActions(store, io) {
       const data = await call(socket, "join_room", payload);
       joinFailedAt.delete(roomId);
       apply(u.roomJoined, data, { full: payload.since_seq === undefined, now: Date.now() });
+      if (data.voice) apply(voiceState, { room_id: roomId, ...data.voice });
     } catch (err) {
       joinFailedAt.set(roomId, Date.now());
       if (err.code === "not_found" || err.code === "forbidden") {
@@ -82,8 +84,8 @@ export function makeActions(store, io) {
 
   // ---- rooms -----------------------------------------------------------------------
 
-  async function createRoom() {
-    const r = await attempt("new-room", () => call(io(), "create_room", {}));
+  async function createRoom(fields = {}) {
+    const r = await attempt("new-room", () => call(io(), "create_room", fields));
     if (r.ok) apply(u.roomCreatedHere, r.value.room);
     return r.ok;
   }
@@ -132,6 +134,7 @@ export function makeActions(store, io) {
     const r = await attempt(`public:${roomId}`, () => call(io(), "join_room", { room_id: roomId }));
     if (r.ok) {
       apply(u.roomJoined, r.value, { full: true, now: Date.now() });
+      if (r.value.voice) apply(voiceState, { room_id: roomId, ...r.value.voice });
       apply(u.navigate, { page: "rooms", roomId });
     }
     return r.ok;
@@ -139,9 +142,10 @@ export function makeActions(store, io) {
 
   // ---- messages ----------------------------------------------------------------------
 
-  async function sendMessage(roomId, content) {
+  async function sendMessage(roomId, content, fileIds = []) {
     stopTyping();
     const payload = { room_id: roomId, content, client_msg_id: randomId() };
+    if (fileIds.length) payload.file_ids = fileIds;
     const r = await attempt("send", () => callWithRetry(io(), "send_message", payload));
     if (r.ok) apply(u.messageReceived, r.value.message, Date.now());
     return r.ok;
@@ -151,6 +155,29 @@ export function makeActions(store, io) {
     const payload = { room_id: roomId };
     if (messageId) payload.message_id = messageId;
     await attempt("stop", () => call(io(), "stop_generation", payload));
+  }
+
+  // ---- voice rooms -------------------------------------------------------------------
+
+  async function voiceStart(roomId) {
+    return (await attempt("voice", () => call(io(), "voice_start", { room_id: roomId }))).ok;
+  }
+
+  /** One chunk of PCM16 (a binary attachment); a refusal ends the turn (`onRefused`). */
+  function voiceChunk(roomId, bytes, onRefused) {
+    const socket = io();
+    if (!socket || !socket.connected) { onRefused("You are offline."); return; }
+    socket.emit("voice_chunk", { room_id: roomId, audio: bytes }, (reply) => {
+      if (reply && !reply.ok) onRefused(serverSentence(reply.error || {}));
+    });
+  }
+
+  async function voiceStop(roomId) {
+    return (await attempt("voice", () => call(io(), "voice_stop", { room_id: roomId }))).ok;
+  }
+
+  async function voiceCancel(roomId) {
+    await attempt("voice", () => call(io(), "voice_cancel", { room_id: roomId }));
   }
 
   async function regenerate(roomId, messageId) {
@@ -184,11 +211,20 @@ export function makeActions(store, io) {
     try {
       const records = await api.upload(target, files, (fraction) => apply(u.uploadProgress, ids, fraction));
       apply(u.uploadStored, ids, records, target);
+      if (target.scope === "room" && store.get().rooms[target.room_id]) loadFiles(target.room_id);
+      return records;
     } catch (err) {
       const sentence = serverSentence(err);
       apply(u.uploadFailed, ids, sentence);
       apply(u.refused, key, sentence);
+      return null;
     }
+  }
+
+  /** Ask aloud in a chat: the spoken answer as a Blob, or null (the error is shown). */
+  async function askAloud(roomId, recording) {
+    const r = await attempt("send", () => api.runAudio(roomId, recording));
+    return r.ok ? r.value : null;
   }
 
   /** After a reconnect: read back the status of uploads whose last events we may have missed. */
@@ -266,7 +302,7 @@ export function makeActions(store, io) {
 
   return {
     reconcile, createRoom, updateRoom, invite, setRole, removeMember, leaveRoom, deleteRoom,
-    joinPublic, sendMessage, stop, regenerate, typing, stopTyping, upload, recheckUploads,
+    joinPublic, sendMessage, stop, regenerate, voiceStart, voiceChunk, voiceStop, voiceCancel, typing, stopTyping, upload, recheckUploads, askAloud,
     loadFiles, deleteFile, loadDocuments, deleteDocument, loadPublic, loadUsage, navigate,
     clearError: (key) => apply(u.clearError, key),
     dismiss: (id) => apply(u.dismiss, id),

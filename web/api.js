@@ -264,3 +264,24 @@ export function upload(target, files, onProgress, retry = true) {
     xhr.send(form);
   });
 }
+
+/**
+ * Ask aloud: a recorded question to /run/audio in a chat; the spoken answer as a Blob
+ * (the question and the answer also arrive in the chat as messages).
+ */
+export async function runAudio(chatId, recording) {
+  const form = new FormData();
+  form.append("chat_id", chatId);
+  form.append("files", recording, "question.webm");
+  let res;
+  try {
+    res = await fetch(`${API}/run/audio?format=wav`, {
+      method: "POST", body: form, credentials: "include",
+      headers: accessToken ? { Authorization: `Bearer ${accessToken}` } : {},
+    });
+  } catch {
+    throw new ApiError("network", "network error");
+  }
+  if (!res.ok) throw errorFromResponse(res.status, await res.json().catch(() => null));
+  return res.blob();
+}

@@ -10,6 +10,7 @@ import { makeActions } from "./actions.js";
 import { call, connect } from "./socket.js";
 import { showAuth } from "./views/auth.js";
 import { mountApp } from "./views/index.js";
+import { makePlayer } from "./audio/player.js";
 
 const root = document.getElementById("root");
 let session = null; // {store, socket, actions, stop()} while logged in
@@ -76,10 +77,10 @@ async function startApp(user) {
   const store = createStore(u.initialState(user, loadReadMarks(user.user_id)), {
     onError: (err, update) => console.error("parlour: update failed", update && update.name, err),
   });
-  const me = { store, socket: null, actions: null, stopped: false };
+  const me = { store, socket: null, actions: null, stopped: false, player: makePlayer() };
   me.actions = makeActions(store, () => me.socket);
   session = me;
-  const render = mountApp(root, store, me.actions, { logout });
+  const render = mountApp(root, store, me.actions, { logout, player: me.player });
 
   // Draw at most once per animation frame (or soon, in a hidden tab where frames stop).
   let drawn = store.get();
@@ -111,6 +112,7 @@ async function startApp(user) {
     me.stopped = true;
     me.actions.stopTyping();
     if (me.socket) { me.socket.removeAllListeners(); me.socket.disconnect(); }
+    me.player.stop();
   };
   render(store.get(), null);
   store.apply(u.visibility, !document.hidden);
@@ -180,6 +182,13 @@ function wireSocket(me, socket) {
   for (const name of Object.keys(SERVER_EVENTS)) {
     socket.on(name, (payload) => store.apply(onServerEvent, name, payload, Date.now()));
   }
+  // The assistant's voice in the open voice room (binary PCM16, not part of the state).
+  socket.on("assistant_audio", (d) => {
+    if (d && d.room_id === store.get().route.roomId) me.player.play(d);
+  });
+  socket.on("assistant_done", (d) => {
+    if (d && d.finish_reason === "cancelled" && d.room_id === store.get().route.roomId) me.player.stop();
+  });
 }
 
 async function openUnlisted(me, roomId) {

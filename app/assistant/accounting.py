@@ -65,6 +65,8 @@ class Accounting:
                 sum(u.input_tokens for u in reported),
                 sum(u.output_tokens for u in reported),
                 sum(u.cached_tokens for u in reported),
+                sum(u.audio_input_tokens for u in reported),
+                sum(u.audio_output_tokens for u in reported),
             )
         else:
             tokens = TokenUsage(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from app.llm.base import ChatMessage
+from app.llm.base import ChatMessage, ImagePart
 from app.llm.tokens import count_tokens
 from app.models import Message, Room
 
@@ -66,8 +66,11 @@ def build_context(
     assistant_name: str,
     sources_text: str = "",
     cache: TokenCache | None = None,
+    attached: tuple[str, str, tuple[ImagePart, ...]] | None = None,
 ) -> list[ChatMessage]:
     """System prompt, sources, a summary of what overflowed, then the newest turns that fit.
+
+    `attached`: (message id, text, images) its attachments add to that user turn.
 
     CPU-bound (token counting): call it through `asyncio.to_thread`.
     """
@@ -79,10 +82,17 @@ def build_context(
     if sources_text:
         system += "\n\n" + sources_text
     remaining = budget_tokens - count_tokens(system) - 8
-    usable = [m for m in history if m.content.strip() and m.role in ("user", "assistant")]
+    usable = [m for m in history if m.role in ("user", "assistant") and (
+        m.content.strip() or (attached is not None and m.message_id == attached[0]))]
     texts = [turn_text(m, shared) for m in usable]
+    images: dict[str, tuple[ImagePart, ...]] = {}
+    if attached is not None:
+        message_id, extra, pictures = attached
+        images[message_id] = pictures
+        texts = [f"{t}\n\n{extra}".strip() if m.message_id == message_id and extra else t
+                 for m, t in zip(usable, texts, strict=True)]
     costs = [
-        cache.count(f"{m.message_id}:{int(shared)}", t) + 4
+        cache.count(f"{m.message_id}:{int(shared)}:{len(t)}", t) + 4
         for m, t in zip(usable, texts, strict=True)
     ]
     summary_budget = 0
@@ -101,7 +111,8 @@ def build_context(
             # The newest turn alone is too long: keep its end, which is what is asked.
             text = text[-max(remaining, 1) * 3 :]
             cost = remaining
-        kept.append(ChatMessage(role=usable[i].role, content=text))
+        kept.append(ChatMessage(role=usable[i].role, content=text,
+                                images=images.get(usable[i].message_id, ())))
         remaining -= cost
     kept.reverse()
     result = [ChatMessage(role="system", content=system)]

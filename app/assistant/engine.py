@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from app.config import AssistantSettings, LLMSettings
 from app.errors import FORBIDDEN, UNAVAILABLE, AppError, invalid, not_found
 from app.events import Emitter
 from app.llm.registry import ProviderRegistry
+from app.media.attachments import ChatAttachments
 from app.models import Message, Principal, Room, utcnow
 from app.room_hooks import ReplyOptions
 from app.tasks import cancel_and_wait
@@ -57,6 +59,7 @@ class AssistantEngine:
         retriever: Retriever,
         source: ReplySource,
         listeners: ReplyListeners,
+        attachments: ChatAttachments | None = None,
     ) -> None:
         self._settings = settings
         self.registry = registry
@@ -66,7 +69,8 @@ class AssistantEngine:
         self._node_id = node_id
         self.gate = gate
         self.listeners = listeners
-        self._preparer = ReplyPreparer(settings, llm, registry, messages, retriever)
+        self._attachments = attachments
+        self._preparer = ReplyPreparer(settings, llm, registry, messages, retriever, attachments)
         self._queue: RoomQueue[Reply] = RoomQueue()
         self._env = ReplyEnv(
             settings=settings, rooms=rooms, messages=messages, emitter=emitter,
@@ -113,13 +117,18 @@ class AssistantEngine:
         self.registry.resolve(model)
 
     async def admit_reply(
-        self, room: Room, principal: Principal, content: str, options: ReplyOptions
+        self, room: Room, principal: Principal, content: str, options: ReplyOptions,
+        file_ids: Sequence[str] = (),
     ) -> Ticket | None:
         """Reserve the reply a new message asks for, before it is stored; None if none."""
         if not (options.always or wants_reply_text(room, content)):
             return None
         if options.model is not None:
             self.registry.resolve(options.model)
+        if file_ids and self._attachments is not None:
+            model_id = options.model or room.model or self.registry.default_model()
+            if model_id is not None:  # without one the reply fails as `unavailable` anyway
+                await self._attachments.check(room.room_id, file_ids, model_id)
         if self._closing:
             raise AppError(UNAVAILABLE, "the server is shutting down; try again shortly")
         return await self.gate.admit(principal.user_id, room_id=room.room_id, kind=options.kind)
@@ -128,10 +137,17 @@ class AssistantEngine:
         self, ticket: Ticket, room: Room, message: Message, options: ReplyOptions
     ) -> None:
         """Run the admitted reply to a stored message (its ticket now belongs to it)."""
+        self.run_reply(ticket, room, message, options)
+
+    def run_reply(
+        self, ticket: Ticket, room: Room, message: Message, options: ReplyOptions
+    ) -> Reply:
+        """`start_reply`, returning the reply (its owner can wait for its end)."""
         reply = Reply(self._env, ticket, room.room_id, message, model=options.model,
-                      on_end=self._replies.discard)
+                      context=options.context, on_end=self._replies.discard)
         self._replies.add(reply)
         reply.start()
+        return reply
 
     async def active_streams(self, room_id: str) -> list[dict[str, Any]]:
         """The replies streaming in a room, on this node or another, oldest first."""
@@ -220,7 +236,8 @@ class AssistantEngine:
         if target.role != "user":
             raise invalid("message_id: only a user message can be answered again")
         options = ReplyOptions(kind="regenerate", always=True)
-        ticket = await self.admit_reply(room, principal, target.content, options)
+        ticket = await self.admit_reply(room, principal, target.content, options,
+                                        target.file_ids)
         if ticket is not None:
             self.start_reply(ticket, room, target, options)
 

@@ -23,7 +23,10 @@ class Retriever:
 
 
 def wants_reply_text(room: Room, content: str) -> bool:
-    """Whether the room's assistant mode answers a user message with this content."""
-    if room.room_type != "aisuite" or room.assistant_mode == "off":
+    """Whether the room's assistant mode answers a user message with this content.
+
+    Voice rooms answer typed messages like any room (in text); spoken turns always.
+    """
+    if room.assistant_mode == "off":
         return False
     return room.assistant_mode == "always" or bool(MENTION.search(content))

@@ -12,6 +12,7 @@ from app.config import AssistantSettings, LLMSettings
 from app.errors import UNAVAILABLE, AppError
 from app.llm.base import ChatParams
 from app.llm.registry import ProviderRegistry
+from app.media.attachments import ChatAttachments, ModelInput
 from app.models import Message, Room, Source
 from storage.messages import MessageStore
 
@@ -28,12 +29,14 @@ class ReplyPreparer:
         registry: ProviderRegistry,
         messages: MessageStore,
         retriever: Retriever,
+        attachments: ChatAttachments | None = None,
     ) -> None:
         self._settings = settings
         self._llm = llm
         self._registry = registry
         self._messages = messages
         self.retriever = retriever
+        self._attachments = attachments
         self._tokens = TokenCache()
 
     def model_for(self, room: Room, requested: str | None) -> str:
@@ -42,6 +45,17 @@ class ReplyPreparer:
         if model_id is None:
             raise AppError(UNAVAILABLE, NO_PROVIDER)
         return model_id
+
+    def bare(
+        self, room: Room, reply_to: Message, requested_by: str, model_id: str
+    ) -> ReplyRequest:
+        """A request without a prompt, for a source that keeps its own context."""
+        provider, model_name = self._registry.resolve(model_id)
+        return ReplyRequest(
+            room=room, reply_to=reply_to, requested_by=requested_by, model_id=model_id,
+            provider=provider, model=model_name, messages=[],
+            params=ChatParams(max_tokens=self._settings.max_output_tokens),
+        )
 
     async def prepare(
         self, room: Room, reply_to: Message, requested_by: str, model_id: str
@@ -60,10 +74,15 @@ class ReplyPreparer:
         overflows = (len(history) >= HISTORY_LIMIT
                      or sum(len(m.content) for m in history) > budget * 3)
         sources, sources_text = await self.retriever.retrieve(room, reply_to, recall=overflows)
+        added = ModelInput()
+        if reply_to.file_ids and self._attachments is not None:
+            # Checked again: the model or the files may have changed since it was sent.
+            added = await self._attachments.model_input(room.room_id, reply_to.file_ids, model_id)
         # Token counting is CPU work: off the event loop.
         prompt = await asyncio.to_thread(partial(
             build_context, room, history, budget_tokens=budget,
             assistant_name=self._settings.name, sources_text=sources_text, cache=self._tokens,
+            attached=(reply_to.message_id, added.text, added.images),
         ))
         request = ReplyRequest(
             room=room, reply_to=reply_to, requested_by=requested_by, model_id=model_id,

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 from app.assistant.accounting import Accounting, UsageEntry
@@ -82,6 +82,7 @@ class Reply:
         reply_to: Message,
         *,
         model: str | None = None,
+        context: bool = True,
         on_end: Callable[[Reply], None] = lambda reply: None,
     ) -> None:
         self._env = env
@@ -94,6 +95,7 @@ class Reply:
         self.message_id: str | None = None
         self.model_id: str | None = None
         self._requested_model = model
+        self._context = context
         self._on_end = on_end
         self._task: asyncio.Task[None] | None = None
         self._cancel_reason: str | None = None
@@ -103,6 +105,7 @@ class Reply:
         self._consuming = False
         self._sender: DeltaCoalescer | None = None
         self._placeholder: Message | None = None
+        self._opening: asyncio.Task[None] | None = None
         self._stored_id: str | None = None
         self._prompt: list[ChatMessage] = []
         self._sources: list[Source] = []
@@ -175,11 +178,25 @@ class Reply:
         if room is None:
             raise not_found("room")
         self.model_id = env.preparer.model_for(room, self._requested_model)
-        request, self._sources = await env.preparer.prepare(
-            room, self.reply_to, self.requested_by, self.model_id
-        )
+        if self._context:
+            request, self._sources = await env.preparer.prepare(
+                room, self.reply_to, self.requested_by, self.model_id
+            )
+        else:
+            request = env.preparer.bare(room, self.reply_to, self.requested_by, self.model_id)
         self._prompt = request.messages
         self._stored_id = new_id()  # known before the insert, should it be cut short
+        # The provider is asked at once; storing the placeholder and telling the room
+        # happen meanwhile, and the first delta waits only for them, not the reverse.
+        self._opening = asyncio.create_task(self._open(), name=f"reply-open-{self.room_id}")
+        try:  # the message id is known before the insert: sources may tag what they send
+            await self._consume(replace(request, message_id=self._stored_id))
+        finally:
+            await self._opened_anyway()
+
+    async def _open(self) -> None:
+        env = self._env
+        assert self._stored_id is not None and self.model_id is not None
         self._placeholder, _ = await env.messages.append({
             "_id": self._stored_id, "room_id": self.room_id, "role": "assistant", "author": None,
             "content": "", "file_ids": [], "reply_to": self.reply_to.message_id,
@@ -187,13 +204,30 @@ class Reply:
             "path": self.kind, "created_at": utcnow(), "checkpoint_at": utcnow(),
         })
         self.message_id = self._placeholder.message_id
-        self.state = "streaming"
+        if self.state == "preparing":
+            self.state = "streaming"
         await env.streams.start(self.room_id, self.message_id, env.node_id)
         await env.emitter.assistant_started(
             self.room_id, self.message_id, self.reply_to.message_id, self.model_id
         )
         env.listeners.started(self.room_id, self.message_id, self.reply_to.message_id)
-        await self._consume(request)
+
+    async def _opened(self) -> None:
+        """Wait until the reply is stored and announced (before anything is sent)."""
+        if self._opening is not None:
+            await asyncio.shield(self._opening)
+
+    async def _opened_anyway(self) -> None:
+        """The opening ends before the reply settles, even when the reply was cut short."""
+        opening = self._opening
+        if opening is None:
+            return
+        done, _ = await asyncio.wait({opening}, timeout=CLEANUP_TIMEOUT)
+        if not done:
+            opening.cancel()
+            await asyncio.wait({opening})
+        if not opening.cancelled() and opening.exception() is not None and self._error is None:
+            self._failure = self._failure or opening.exception()
 
     async def _consume(self, request: ReplyRequest) -> None:
         settings = self._env.settings
@@ -214,7 +248,8 @@ class Reply:
                 await _aclose(events)
         finally:
             self._consuming = False
-            self.state = "finishing"
+            if self.state in ("preparing", "streaming"):
+                self.state = "finishing"
             sender.close()
             done, _ = await asyncio.wait({sending}, timeout=CLEANUP_TIMEOUT)
             if not done:
@@ -256,6 +291,7 @@ class Reply:
     # -- the sender's sinks -----------------------------------------------------------------
 
     async def _send_delta(self, seq: int, delta: str) -> None:
+        await self._opened()
         env, message_id = self._env, str(self.message_id)
         # Logged before it is broadcast, so a snapshot never misses a sent delta.
         await env.streams.append(message_id, seq, delta)
@@ -263,6 +299,7 @@ class Reply:
         env.listeners.delta(self.room_id, message_id, delta)
 
     async def _send_call(self, update: ToolCallUpdate) -> None:
+        await self._opened()
         call: dict[str, Any] = {"call_id": update.call_id, "name": update.name,
                                 "arguments": update.arguments, "status": update.status}
         if update.result is not None:
@@ -271,6 +308,7 @@ class Reply:
         self._env.listeners.tool_call(self.room_id, str(self.message_id), call)
 
     async def _checkpoint(self, content: str) -> None:
+        await self._opened()
         message_id = str(self.message_id)
         await self._env.messages.update(message_id, {"content": content, "checkpoint_at": utcnow()})
         await self._env.streams.touch(message_id)

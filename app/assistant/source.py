@@ -29,6 +29,7 @@ class ReplyRequest:
     model: str  # the provider's own model name
     messages: list[ChatMessage]  # the prompt: system, sources, recent turns
     params: ChatParams
+    message_id: str = ""  # the reply's own message, set once it is stored
 
 
 class ReplySource(Protocol):

@@ -21,6 +21,7 @@ from app.llm.base import (
     TokenUsage,
     normalize_finish_reason,
 )
+from app.llm.parts import user_content
 from app.llm.tokens import count_messages, count_tokens
 from app.llm.tool_calls import (
     ToolCallAssembler,
@@ -65,7 +66,7 @@ def _request_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
     system = "\n\n".join(m.content for m in messages if m.role == "system")
     rest = [
         openai_tool_message_fields(m) if m.role == "tool" or m.tool_calls
-        else {"role": m.role, "content": m.content}
+        else {"role": m.role, "content": user_content(m) if m.role == "user" else m.content}
         for m in messages if m.role != "system"
     ]
     return ([{"role": "system", "content": system}] if system else []) + rest

@@ -54,11 +54,16 @@ class ChatMessage:
 
 @dataclass(frozen=True, slots=True)
 class ChatParams:
-    """Sampling options; None leaves the provider's default. `tools`: offered to the model."""
+    """Sampling options; None leaves the provider's default. `tools`: offered to the model.
+
+    `json_schema`: ask for JSON of this schema (structured output where the provider has
+    it: OpenAI and llama.cpp; the caller still validates what comes back).
+    """
 
     temperature: float | None = None
     max_tokens: int | None = None
     tools: tuple[ToolSpec, ...] = ()
+    json_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,9 @@ class TokenUsage:
     input_tokens: int
     output_tokens: int
     cached_tokens: int = 0
+    # Audio tokens (OpenAI Realtime), counted in input_tokens / output_tokens too.
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

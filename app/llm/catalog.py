@@ -33,6 +33,12 @@ class ModelInfo:
     cached_per_mtok: float
     # A small model for trying Parlour out, not for answers (the embedded SmolLM2).
     demo: bool = False
+    # Audio tokens (Realtime models); None: billed like text.
+    audio_input_per_mtok: float | None = None
+    audio_output_per_mtok: float | None = None
+    # Reads images (attachments go as image parts) / audio natively.
+    vision: bool = False
+    audio: bool = False
 
     @property
     def notice(self) -> str | None:
@@ -51,6 +57,8 @@ class ModelInfo:
             "cached_per_mtok": self.cached_per_mtok,
             "available": available,
             "demo": self.demo,
+            "vision": self.vision,
+            "audio": self.audio,
             "notice": self.notice,
         }
 
@@ -79,7 +87,15 @@ def _parse_entry(entry: dict[str, Any], where: str) -> ModelInfo:
         output_per_mtok=_number(entry, "output_per_mtok", model_id),
         cached_per_mtok=_number(entry, "cached_per_mtok", model_id),
         demo=_flag(entry, "demo", model_id),
+        audio_input_per_mtok=_optional(entry, "audio_input_per_mtok", model_id),
+        audio_output_per_mtok=_optional(entry, "audio_output_per_mtok", model_id),
+        vision=_flag(entry, "vision", model_id),
+        audio=_flag(entry, "audio", model_id),
     )
+
+
+def _optional(entry: dict[str, Any], key: str, where: str) -> float | None:
+    return _number(entry, key, where) if key in entry else None
 
 
 def _flag(entry: dict[str, Any], key: str, where: str) -> bool:
@@ -117,7 +133,8 @@ class ModelCatalog:
         """Price of one reply in USD; 0.0 for a model the catalog does not list.
 
         `usage.input_tokens` includes the cached tokens: those are billed once at the
-        cached price and the rest of the input at the input price.
+        cached price and the rest of the input at the input price. Audio tokens (part of
+        input and output) are billed at the audio prices when the model lists them.
         """
         info = self._models.get(model_id)
         if info is None:
@@ -129,4 +146,10 @@ class ModelCatalog:
             + cached * info.cached_per_mtok
             + usage.output_tokens * info.output_per_mtok
         )
+        audio_in = min(max(usage.audio_input_tokens, 0), uncached)
+        audio_out = min(max(usage.audio_output_tokens, 0), usage.output_tokens)
+        if info.audio_input_per_mtok is not None:
+            total += audio_in * (info.audio_input_per_mtok - info.input_per_mtok)
+        if info.audio_output_per_mtok is not None:
+            total += audio_out * (info.audio_output_per_mtok - info.output_per_mtok)
         return total / _PER_MTOK

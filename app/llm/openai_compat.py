@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import httpx
 import openai
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
 from openai.types.completion_usage import CompletionUsage
 
 from app.errors import PAYLOAD_TOO_LARGE, PROVIDER_ERROR, AppError
@@ -22,6 +22,7 @@ from app.llm.base import (
     TokenUsage,
     normalize_finish_reason,
 )
+from app.llm.parts import user_content
 from app.llm.tokens import count_messages, count_tokens
 from app.llm.tool_calls import (
     ToolCallAssembler,
@@ -49,7 +50,8 @@ def to_openai_messages(messages: Sequence[ChatMessage]) -> list[ChatCompletionMe
         elif message.role == "system":
             converted.append({"role": "system", "content": message.content})
         elif message.role == "user":
-            converted.append({"role": "user", "content": message.content})
+            converted.append(cast(ChatCompletionMessageParam,
+                                  {"role": "user", "content": user_content(message)}))
         else:
             converted.append({"role": "assistant", "content": message.content})
     return converted
@@ -114,6 +116,9 @@ class OpenAICompatProvider:
             options[self._max_tokens_field] = params.max_tokens
         if params.tools:
             options["tools"] = openai_tools(params.tools)
+        if params.json_schema is not None:
+            options["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "answer", "schema": params.json_schema}}
         return options
 
     async def stream_chat(
@@ -129,12 +134,21 @@ class OpenAICompatProvider:
         output: list[str] = []
         calls = ToolCallAssembler()
         try:
-            stream = await self._client.chat.completions.create(
-                model=model,
-                messages=to_openai_messages(messages),
+            # What chat.completions.create(stream=True) sends, minus its recursive
+            # transform of the body: our messages are plain JSON already, and that
+            # transform is the most CPU between send_message and the request.
+            stream = await self._client.post(
+                "/chat/completions",
+                body={
+                    "model": model,
+                    "messages": to_openai_messages(messages),
+                    "stream": True,
+                    "stream_options": {"include_usage": True},
+                    **self._request_options(params),
+                },
+                cast_to=ChatCompletion,
                 stream=True,
-                stream_options={"include_usage": True},
-                **self._request_options(params),
+                stream_cls=openai.AsyncStream[ChatCompletionChunk],
             )
             async with stream:
                 async for chunk in stream:

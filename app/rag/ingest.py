@@ -81,6 +81,7 @@ class Ingestor:
         self._tasks: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[None]] = {}  # file_id -> its work
         self._busy: Counter[str] = Counter()  # owner_id -> documents in work here
+        self._claiming = asyncio.Lock()
         # One worker is always left for other users (when there are two or more).
         self._per_owner = max(1, settings.ingest_workers - 1)
 
@@ -124,17 +125,20 @@ class Ingestor:
         while True:
             # Cleared before claiming: a wake() after this sees its record in the claim.
             self._wakeup.clear()
-            try:
-                record = await self._files.claim(
-                    self._node_id, self._lease, skip_owners=self._full_owners())
-            except Exception:
-                log.exception("could not claim a document to ingest")
-                record = None
+            # One claim at a time on this node: a claim sees the owners taken by the last.
+            async with self._claiming:
+                try:
+                    record = await self._files.claim(
+                        self._node_id, self._lease, skip_owners=self._full_owners())
+                except Exception:
+                    log.exception("could not claim a document to ingest")
+                    record = None
+                if record is not None:
+                    self._busy[record.owner_id] += 1
             if record is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._poll)
                 continue
-            self._busy[record.owner_id] += 1
             try:
                 await self._ingest(record)
             except Exception:  # e.g. the vector store is down while cleaning up

@@ -97,14 +97,27 @@ class ExtractionPool:
             "LC_ALL": "C.UTF-8",
         }
         # No secrets in its environment; its own session, so a terminal's ^C is ours to pass.
+        # -P: the working directory is not on sys.path (an `app` there must not be imported).
+        # stderr: nowhere. Parsers warn with text taken from the file, which must not reach
+        # the server's log; what went wrong comes back in the reply.
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app.rag.sandbox_worker", str(self._settings.extract_memory_mb),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
-            start_new_session=True,
+            sys.executable, "-P", "-m", "app.rag.sandbox_worker",
+            str(self._settings.extract_memory_mb),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL, env=env, cwd="/", start_new_session=True,
         )
         worker = _Worker(proc)
         self._all.add(worker)
         return worker
+
+    async def _take(self) -> tuple[_Worker, bool]:
+        """An idle worker that is still alive (reused: True), else a new one."""
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.proc.returncode is None:
+                return worker, True
+            self._all.discard(worker)  # it died while idle (killed from outside)
+        return await self._spawn(), False
 
     def _job_line(self, job: ExtractJob) -> bytes:
         s, e = self._settings, self._embeddings
@@ -125,28 +138,37 @@ class ExtractionPool:
             raise AppError(INTERNAL, "the extraction pool is closed")
         line = self._job_line(job)
         async with self._slots:
-            worker = self._idle.pop() if self._idle else await self._spawn()
-            reusable = False
-            try:
-                async with asyncio.timeout(self._settings.extract_timeout_seconds):
-                    reply = await worker.call(line)
-                reusable = True
-            except TimeoutError:
-                raise AppError(
-                    PAYLOAD_TOO_LARGE,
-                    f"reading it took longer than {self._settings.extract_timeout_seconds:g} s "
-                    "(ingest.extract_timeout_seconds)",
-                ) from None
-            except (asyncio.IncompleteReadError, ConnectionError):
-                await worker.kill()  # reaped: its exit status says why it stopped
-                raise self._died(worker) from None
-            finally:
-                if reusable and not self._closed:
-                    self._idle.append(worker)
-                else:
-                    await worker.kill()
-                    self._all.discard(worker)
+            reply = await self._call(line, retry_stale=True)
         return self._chunks(orjson.loads(reply))
+
+    async def _call(self, line: bytes, *, retry_stale: bool) -> bytes:
+        worker, reused = await self._take() if retry_stale else (await self._spawn(), False)
+        reusable = False
+        try:
+            async with asyncio.timeout(self._settings.extract_timeout_seconds):
+                reply = await worker.call(line)
+            reusable = True
+            return reply
+        except TimeoutError:
+            raise AppError(
+                PAYLOAD_TOO_LARGE,
+                f"reading it took longer than {self._settings.extract_timeout_seconds:g} s "
+                "(ingest.extract_timeout_seconds)",
+            ) from None
+        except (asyncio.IncompleteReadError, ConnectionError):
+            await worker.kill()  # reaped: its exit status says why it stopped
+            if reused and retry_stale:
+                # It may have died while idle (killed from outside): once more, fresh.
+                log.warning("extraction worker %d was gone; trying a new one", worker.pid)
+            else:
+                raise self._died(worker) from None
+        finally:
+            if reusable and not self._closed:
+                self._idle.append(worker)
+            else:
+                await worker.kill()
+                self._all.discard(worker)
+        return await self._call(line, retry_stale=False)
 
     def _died(self, worker: _Worker) -> AppError:
         code = worker.proc.returncode

@@ -77,7 +77,7 @@ def serve(jobs: IO[bytes], out: IO[bytes]) -> None:
 def main() -> None:
     """Entry point: `python -m app.rag.sandbox_worker <memory_mb>`."""
     out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # a library's print() goes to stderr, never into the replies
+    os.dup2(2, 1)  # a library's print() goes to stderr (nowhere), never into the replies
     limit_memory(int(sys.argv[1]))
     serve(sys.stdin.buffer, out)
 

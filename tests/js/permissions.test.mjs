@@ -1,7 +1,7 @@
 // Permissions by role.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { can, canManage, roleOf } from "../../web/lib/permissions.js";
+import { can, canDeleteFile, canManage, roleOf } from "../../web/lib/permissions.js";
 
 const room = { owner_id: "o", members: [{ user_id: "o", role: "owner" }, { user_id: "m", role: "member" }, { user_id: "v", role: "viewer" }] };
 
@@ -26,4 +26,12 @@ test("what each role may do", () => {
 test("only the owner manages others, never themself", () => {
   assert.ok(canManage(room, "o", "m") && canManage(room, "o", "v"));
   assert.ok(!canManage(room, "o", "o") && !canManage(room, "m", "v") && !canManage(room, "o", "x"));
+});
+
+test("a file is deleted by its uploader or the room owner", () => {
+  const mine = { file_id: "f1", uploaded_by: "m" };
+  const owners = { file_id: "f2", uploaded_by: "o" };
+  assert.ok(canDeleteFile(room, "m", mine) && !canDeleteFile(room, "m", owners));
+  assert.ok(canDeleteFile(room, "o", mine) && canDeleteFile(room, "o", owners));
+  assert.ok(!canDeleteFile(room, "v", { file_id: "f3", uploaded_by: "v" }));
 });

@@ -3,6 +3,7 @@
 // connect_error, session_expired) is handled in app.js because it starts network work.
 
 import * as u from "./update.js";
+import { voiceState, voiceTranscript } from "./voice.js";
 
 export const SERVER_EVENTS = {
   room_created: (s, d) => u.roomAdded(s, d && d.room), // from another tab of mine
@@ -19,6 +20,8 @@ export const SERVER_EVENTS = {
   assistant_tool_call: (s, d) => u.assistantToolCall(s, d),
   assistant_done: (s, d, now) => u.assistantDone(s, d, now),
   document_status: (s, d) => u.documentStatus(s, d),
+  voice_state: (s, d) => voiceState(s, d),
+  voice_transcript: (s, d) => voiceTranscript(s, d),
   error: (s, d) => u.notice(s, (d && d.message) || "The server reported an error."),
 };
 

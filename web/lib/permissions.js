@@ -29,6 +29,12 @@ export function can(room, userId, action) {
   return allowed.includes(roleOf(room, userId));
 }
 
+/** Whether `me` may delete `file`: its uploader or the room owner (members with write). */
+export function canDeleteFile(room, me, file) {
+  if (!can(room, me, "delete_file") || !file) return false;
+  return roleOf(room, me) === "owner" || file.uploaded_by === me;
+}
+
 /** Whether `me` may change the role of, or remove, member `target`. */
 export function canManage(room, me, target) {
   return can(room, me, "manage_members") && target !== me && roleOf(room, target) !== "owner"

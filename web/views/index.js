@@ -9,11 +9,12 @@ import * as room from "./room.js";
 import * as roomList from "./roomlist.js";
 import * as shell from "./shell.js";
 import * as usage from "./usage.js";
+import * as voice from "./voice.js";
 
-export function mountApp(root, store, actions, { logout }) {
+export function mountApp(root, store, actions, { logout, player }) {
   root.replaceChildren($("tpl-app").content.cloneNode(true));
-  const views = [shell, roomList, room, panels, documents, publicRooms, usage];
-  const ctx = { store, actions, logout };
+  const views = [shell, roomList, room, voice, panels, documents, publicRooms, usage];
+  const ctx = { store, actions, logout, player };
   for (const v of views) v.mount(ctx);
   return (state, prev) => {
     for (const v of views) v.render(state, prev, ctx);

@@ -4,6 +4,7 @@
 import { formatUsage } from "../lib/format.js";
 import { codeSpans } from "../lib/models.js";
 import { formatArguments, formatResult } from "../lib/tools.js";
+import { renderAttachments } from "./attachments.js";
 import { formatTime, h } from "./dom.js";
 
 // html: false escapes any HTML in the text; linkify off; images off (no remote pixels).
@@ -102,7 +103,7 @@ function demoNote(text) {
  * Build or refresh the element of a message (or of a streaming reply). `calls`: its tool
  * calls (live or stored); `notice`: the demo-model notice for a finished reply.
  */
-export function renderMessage(el, msg, { me, streamingText, calls = [], notice = null } = {}) {
+export function renderMessage(el, msg, { me, streamingText, calls = [], notice = null, files = null } = {}) {
   const role = msg.role;
   const status = msg.status;
   if (!el) {
@@ -139,6 +140,7 @@ export function renderMessage(el, msg, { me, streamingText, calls = [], notice =
     body.textContent = text;
   }
   renderCalls(el, role === "assistant" ? calls : []);
+  renderAttachments(el, msg, files);
 
   const extra = el.querySelector(".msg-extra");
   extra.replaceChildren();

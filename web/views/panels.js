@@ -3,7 +3,7 @@
 
 import { fileUrl } from "../api.js";
 import { formatBytes } from "../lib/format.js";
-import { can, canManage, roleOf } from "../lib/permissions.js";
+import { can, canDeleteFile, canManage, roleOf } from "../lib/permissions.js";
 import { sameTools, toolChoices } from "../lib/tools.js";
 import { confirmDialog } from "./confirm.js";
 import { $, h, setText, show } from "./dom.js";
@@ -108,7 +108,7 @@ const err = (s, key) => h("p.field-error", { role: "alert", text: s.errors[key] 
 
 function files(s, v) {
   const id = v.room.room_id;
-  const mayDelete = can(v.room, s.me.user_id, "delete_file");
+  const mayDelete = (f) => canDeleteFile(v.room, s.me.user_id, f);
   if (v.files === null) return h("div", {}, h("p.muted", { text: s.busy[`files:${id}`] ? "Loading files…" : "" }), err(s, `files:${id}`));
   if (!v.files.length) return h("p.muted", { text: "No files in this room yet. Use Upload below the conversation to add some." });
   return h("ul.item-list", { "aria-label": "Files in this room" }, ...v.files.map((f) => h("li.item", { dataset: { fileId: f.file_id } },
@@ -116,7 +116,7 @@ function files(s, v) {
     h("span.muted", { text: `${formatBytes(f.size)} · ${STATUS[f.status] || f.status}${f.status === "failed" && f.error ? `: ${f.error}` : ""}` }),
     h("span.item-actions", {},
       h("a.button", { href: fileUrl(id, f.file_id), download: f.filename, "aria-label": `Download ${f.filename}`, text: "Download" }),
-      mayDelete ? h("button", { type: "button", id: `del-file-${f.file_id}`, dataset: { action: "delete-file", target: f.file_id }, "aria-label": `Delete ${f.filename}`, disabled: s.busy[`file:${f.file_id}`], text: "Delete" }) : null),
+      mayDelete(f) ? h("button", { type: "button", id: `del-file-${f.file_id}`, dataset: { action: "delete-file", target: f.file_id }, "aria-label": `Delete ${f.filename}`, disabled: s.busy[`file:${f.file_id}`], text: "Delete" }) : null),
     err(s, `file:${f.file_id}`))));
 }
 

@@ -8,6 +8,7 @@ import { storedCalls } from "../lib/tools.js";
 import { $, h, setText, show } from "./dom.js";
 import { renderMessage } from "./message.js";
 import { renderUploads } from "./uploads.js";
+import { attachmentsKnown } from "./attachments.js";
 
 const MODE_TEXT = {
   always: "answers every message",
@@ -18,6 +19,11 @@ const MODE_TEXT = {
 // What is drawn now, to redraw only what changed.
 const drawn = { roomId: null, els: new Map(), src: new Map(), order: [], sortedFor: null, sorted: [] };
 let typingTimer = null;
+// Files picked or dropped for the next message (uploaded when it is sent), and the mic.
+let pendingFiles = [];
+const MAX_ATTACH = 20;
+const mic = { recorder: null, chunks: [] };
+const filesAsked = new Set(); // rooms whose file list was fetched for attachments
 
 const current = (s) => (s.route.page === "rooms" && s.route.roomId ? s.rooms[s.route.roomId] || null : null);
 
@@ -48,6 +54,33 @@ export function mount({ store, actions }) {
     e.target.value = "";
     if (files.length && roomId()) actions.upload({ scope: "room", room_id: roomId() }, files);
   });
+  $("attach-btn").addEventListener("click", () => $("attach-input").click());
+  $("attach-input").addEventListener("change", (e) => {
+    addPending(Array.from(e.target.files || []));
+    e.target.value = "";
+  });
+  const composer = $("composer");
+  composer.addEventListener("dragover", (e) => {
+    if (e.dataTransfer && [...e.dataTransfer.types].includes("Files")) {
+      e.preventDefault();
+      composer.classList.add("dropping");
+    }
+  });
+  composer.addEventListener("dragleave", () => composer.classList.remove("dropping"));
+  composer.addEventListener("drop", (e) => {
+    composer.classList.remove("dropping");
+    if (!e.dataTransfer || !e.dataTransfer.files.length) return;
+    e.preventDefault();
+    addPending(Array.from(e.dataTransfer.files));
+  });
+  $("attach-list").addEventListener("click", (e) => {
+    const btn = e.target.closest("button[data-index]");
+    if (!btn) return;
+    pendingFiles = pendingFiles.filter((_, i) => i !== Number(btn.dataset.index));
+    renderPending();
+    $("message-input").focus();
+  });
+  $("mic-btn").addEventListener("click", () => toggleMic(store, actions));
   $("invite-btn").addEventListener("click", () => toggleInvite(store, actions));
   $("invite-cancel").addEventListener("click", () => toggleInvite(store, actions, false));
   $("invite-form").addEventListener("submit", async (e) => {
@@ -93,17 +126,84 @@ function toggleInvite(store, actions, open) {
   if (show_) $("invite-email").focus();
 }
 
+function addPending(files) {
+  pendingFiles = [...pendingFiles, ...files].slice(0, MAX_ATTACH);
+  renderPending();
+}
+
+function renderPending() {
+  const list = $("attach-list");
+  list.replaceChildren(...pendingFiles.map((f, i) => h("li.attach-chip", {},
+    h("span", { text: f.name }),
+    h("button", { type: "button", dataset: { index: String(i) }, "aria-label": `Remove ${f.name}`, text: "×" }))));
+  list.hidden = pendingFiles.length === 0;
+}
+
 async function send(store, actions) {
   const v = current(store.get());
   const input = $("message-input");
   const content = input.value;
-  if (!v || !content.trim()) return;
+  const files = pendingFiles;
+  if (!v || (!content.trim() && !files.length)) return;
   input.value = "";
   const status = $("composer-status");
-  status.textContent = "Sending…";
-  const ok = await actions.sendMessage(v.room.room_id, content);
+  status.textContent = files.length ? "Sending the files…" : "Sending…";
+  let fileIds = [];
+  if (files.length) {
+    const records = await actions.upload({ scope: "room", room_id: v.room.room_id }, files);
+    if (!records) {
+      status.textContent = "Not sent: the files could not be uploaded. Your text is back in the box.";
+      if (!input.value) input.value = content;
+      return;
+    }
+    fileIds = records.map((r) => r.file_id);
+    pendingFiles = [];
+    renderPending();
+  }
+  const ok = await actions.sendMessage(v.room.room_id, content, fileIds);
   status.textContent = ok ? "" : "Not sent. Your text is back in the box.";
   if (!ok && !input.value) input.value = content;
+}
+
+/** Ask aloud (private chats): record, send to /run/audio, play the spoken answer. */
+async function toggleMic(store, actions) {
+  const btn = $("mic-btn");
+  const status = $("composer-status");
+  if (mic.recorder) {
+    mic.recorder.stop();
+    return;
+  }
+  const v = current(store.get());
+  if (!v || !navigator.mediaDevices || !window.MediaRecorder) {
+    status.textContent = "This browser cannot record audio.";
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch {
+    status.textContent = "The microphone is not available (permission refused?).";
+    return;
+  }
+  const roomId = v.room.room_id;
+  mic.chunks = [];
+  mic.recorder = new MediaRecorder(stream);
+  mic.recorder.addEventListener("dataavailable", (e) => { if (e.data.size) mic.chunks.push(e.data); });
+  mic.recorder.addEventListener("stop", async () => {
+    stream.getTracks().forEach((t) => t.stop());
+    const type = mic.recorder.mimeType || "audio/webm";
+    mic.recorder = null;
+    btn.setAttribute("aria-pressed", "false");
+    btn.textContent = "Ask aloud";
+    status.textContent = "Thinking…";
+    const answer = await actions.askAloud(roomId, new Blob(mic.chunks, { type }));
+    status.textContent = answer ? "" : "The question could not be answered aloud.";
+    if (answer) new Audio(URL.createObjectURL(answer)).play().catch(() => {});
+  });
+  mic.recorder.start();
+  btn.setAttribute("aria-pressed", "true");
+  btn.textContent = "Stop and send";
+  status.textContent = "Recording… press again to send.";
 }
 
 export function render(s, prev, ctx) {
@@ -129,7 +229,13 @@ export function render(s, prev, ctx) {
   if (switched || !pv || v.online !== pv.online || v.typing !== pv.typing || v.room !== pv.room) renderPresence(s, v, ctx);
   const modelsChanged = Boolean(prev) && s.models !== prev.models;
   if (modelsChanged) drawn.src.clear(); // demo notices depend on the model list: redraw every message
-  if (switched || !pv || modelsChanged || v.messages !== pv.messages || v.streams !== pv.streams) renderMessages(s, v);
+  const filesChanged = Boolean(pv) && v.files !== pv.files;
+  if (filesChanged) drawn.src.clear(); // attachments show their type once the file list is known
+  if (switched || !pv || modelsChanged || filesChanged || v.messages !== pv.messages || v.streams !== pv.streams) renderMessages(s, v);
+  if (!attachmentsKnown(v) && !filesAsked.has(`${v.room.room_id}:${Object.keys(v.messages).length}`)) {
+    filesAsked.add(`${v.room.room_id}:${Object.keys(v.messages).length}`);
+    ctx.actions.loadFiles(v.room.room_id);
+  }
   renderUploads($("upload-list"), s.uploads.filter((u) => u.scope === "room" && u.room_id === v.room.room_id));
   setText($("upload-error"), s.errors[`upload:${v.room.room_id}`] || "");
   renderControls(s, v);
@@ -220,6 +326,7 @@ function renderMessages(s, v) {
       streamingText: it.stream ? it.stream.text : undefined,
       calls: it.stream ? it.stream.calls : storedCalls(msg.tool_calls),
       notice: msg.role === "assistant" && isFinal(msg) ? demoNotice(s.models, msg.model) : null,
+      files: v.files,
     });
     drawn.els.set(it.id, el);
     drawn.src.set(it.id, src);
@@ -244,6 +351,9 @@ function renderControls(s, v) {
   $("regenerate-btn").disabled = !writer || streaming || Boolean(s.busy.regenerate) || !regenerateTarget(drawn.sorted);
   $("send-btn").disabled = !writer;
   $("upload-btn").disabled = !can(v.room, me, "upload");
+  $("attach-btn").disabled = !can(v.room, me, "upload");
+  // Asking aloud answers in private chats (one member).
+  $("mic-btn").hidden = !(writer && v.room.members.length === 1 && window.MediaRecorder);
   const input = $("message-input");
   input.disabled = !writer;
   input.placeholder = !writer

@@ -4,13 +4,15 @@ import { unreadCount } from "../lib/unread.js";
 import { $, h, show } from "./dom.js";
 
 export function mount({ actions }) {
-  $("new-room-btn").addEventListener("click", async () => {
-    const btn = $("new-room-btn");
+  const create = (id, fields) => $(id).addEventListener("click", async () => {
+    const btn = $(id);
     btn.disabled = true;
-    const ok = await actions.createRoom();
+    const ok = await actions.createRoom(fields);
     btn.disabled = false;
     if (ok) requestAnimationFrame(() => { const t = $("room-title-input"); if (t && !t.hidden) t.select(); });
   });
+  create("new-room-btn", {});
+  create("new-voice-room-btn", { room_type: "openai_realtime", title: "Voice room" });
 }
 
 export function render(s, prev) {

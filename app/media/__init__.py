@@ -1,0 +1,1 @@
+"""Attachments for models: images resized, audio transcribed, video sampled, documents read."""

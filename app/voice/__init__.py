@@ -1,0 +1,1 @@
+"""Voice rooms: floor control, spoken turns, and the assistant's spoken answers."""

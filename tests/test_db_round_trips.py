@@ -1,0 +1,123 @@
+"""The message hot path's database round trips, counted with pymongo's command monitoring.
+
+A message costs at most one insert (shared by the messages sent at the same moment) and
+a share of one rooms update; the room itself comes from the node's cache. A change that
+adds a database round trip per message (a read of the room, a duplicate check, a
+transaction) fails here, whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pymongo import monitoring
+
+from tests.client import Parlour, SocketClient, start_parlour
+
+HOT = {"messages", "rooms", "users", "invites", "refresh_tokens", "usage"}
+
+
+class Commands(monitoring.CommandListener):
+    """(command, collection) of every command sent, while `counting`."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[tuple[str, str]] = Counter()
+        self.counting = False
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if not self.counting:
+            return
+        target = event.command.get(event.command_name)
+        collection = target if isinstance(target, str) else ""
+        if collection in HOT or event.command_name in ("commitTransaction", "abortTransaction"):
+            self.seen[(event.command_name, collection)] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        return None
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        return None
+
+    def take(self) -> Counter[tuple[str, str]]:
+        seen, self.seen = self.seen, Counter()
+        return seen
+
+
+@pytest.fixture
+def commands() -> Iterator[Commands]:
+    listener = Commands()
+    monitoring.register(listener)  # clients created from now on report to it
+    try:
+        yield listener
+    finally:
+        monitoring._LISTENERS.command_listeners.remove(listener)
+
+
+@pytest.fixture
+async def counted(make_settings: Any, commands: Commands) -> Any:
+    server = await start_parlour(make_settings(limits__messages_per_minute=10_000))
+    yield server, commands
+    await server.close()
+
+
+def others(seen: Counter[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Everything but the messages' inserts and the rooms' updates."""
+    return {k: n for k, n in seen.items() if k not in {("insert", "messages"),
+                                                        ("update", "rooms")}}
+
+
+async def test_one_message_after_another_costs_one_insert(
+    counted: tuple[Parlour, Commands],
+) -> None:
+    server, commands = counted
+    user = await server.signup()
+    client = await server.socket(user)
+    room_id = (await client.ok("create_room", {"assistant_mode": "off"}))["room"]["room_id"]
+    await client.ok("send_message", {"room_id": room_id, "content": "warm up"})
+    await asyncio.sleep(0.2)
+
+    n = 30
+    commands.counting = True
+    for i in range(n):
+        await client.ok("send_message", {"room_id": room_id, "content": f"m{i}",
+                                         "client_msg_id": f"c{i}"})
+    await asyncio.sleep(0.2)  # the rooms' last_seq follows
+    seen = commands.take()
+    assert seen[("insert", "messages")] == n, seen
+    assert seen[("update", "rooms")] <= n, seen
+    # No read of the room, no duplicate check, no transaction per message.
+    assert sum(others(seen).values()) <= 2, seen
+
+
+async def _burst(pairs: list[tuple[SocketClient, str]], tag: str) -> None:
+    await asyncio.gather(*(
+        client.ok("send_message", {"room_id": room_id, "content": f"{tag}-{i}"})
+        for i, (client, room_id) in enumerate(pairs)
+    ))
+
+
+async def test_messages_sent_together_share_their_inserts(
+    counted: tuple[Parlour, Commands],
+) -> None:
+    server, commands = counted
+    pairs: list[tuple[SocketClient, str]] = []
+    for _ in range(20):
+        client = await server.socket(await server.signup())
+        data = await client.ok("create_room", {"assistant_mode": "off"})
+        pairs.append((client, data["room"]["room_id"]))
+    await _burst(pairs, "warm")  # each room read once into the cache
+    await asyncio.sleep(0.2)
+
+    commands.counting = True
+    for burst in range(3):
+        await _burst(pairs, f"b{burst}")
+    await asyncio.sleep(0.2)
+    seen = commands.take()
+    n = 3 * len(pairs)
+    assert seen[("insert", "messages")] <= n // 2, seen
+    assert seen[("update", "rooms")] <= n // 2, seen
+    assert sum(others(seen).values()) <= 2, seen
