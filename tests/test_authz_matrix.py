@@ -59,6 +59,10 @@ EVENTS: dict[str, tuple[dict[str, Any], bool]] = {
                       False),
     "stop_generation": ({"room_id": "{room_id}", "message_id": "{message_id}"}, False),
     "regenerate": ({"room_id": "{room_id}", "message_id": "{message_id}"}, False),
+    "voice_start": ({"room_id": "{room_id}"}, False),
+    "voice_chunk": ({"room_id": "{room_id}", "audio": b"\x00\x00" * 2400}, False),
+    "voice_stop": ({"room_id": "{room_id}"}, False),
+    "voice_cancel": ({"room_id": "{room_id}"}, False),
 }
 # Leaving a room one is not in is a no-op that says nothing about the room.
 IDEMPOTENT = {"leave_room"}
