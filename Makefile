@@ -11,7 +11,7 @@ PORT   ?= 8000
 LLAMA_ENV := LLAMA_CPP_BUILD_JOBS=2 \
 	CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF $(LLAMA_CMAKE_EXTRA)"
 
-.PHONY: install install-test run test lint typecheck bench clean image image-test
+.PHONY: install install-test run test lint typecheck bench soak clean image image-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ typecheck:
 
 bench: install-test
 	$(BIN)/python -m bench.run
+
+# Minutes of chatting users against one server; fails when its memory keeps growing.
+# Not part of `make test`. SOAK_ARGS="--minutes 5 --tracemalloc" to find what grows.
+soak: install-test
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 # Container image, built with podman (scripts/build-image.sh sets podman up on first use:
 # apt packages, a Debian base image when no registry answers). Not part of `make test`.

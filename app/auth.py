@@ -190,7 +190,9 @@ class AuthService:
         """Check a password; failures are rate limited per email and address."""
         key = f"login:{email.lower()}:{client_ip}"
         window = self._settings.login_window_seconds
-        if await self._limiter.count(key, window) >= self._settings.login_max_failures:
+        # Counted before the password is checked, in one atomic step: parallel guesses
+        # each take an attempt, so no more than login_max_failures are ever verified.
+        if not await self._limiter.hit(key, self._settings.login_max_failures, window):
             raise rate_limited(
                 f"too many failed log-ins; try again in {window // 60 or 1} minute(s)", window
             )
@@ -203,7 +205,6 @@ class AuthService:
             ok = await self._verify(stored or await self._dummy_hash(), password)
             ok = ok and stored is not None
         if not ok or found is None:
-            await self._limiter.hit(key, self._settings.login_max_failures, window)
             raise AppError(UNAUTHORIZED, "wrong email or password")
         await self._limiter.reset(key, window)
         user, stored = found
@@ -258,7 +259,11 @@ class AuthService:
         if await self.versions.current(user.user_id) != claims.get("ver", 0):
             await self._refresh.revoke_family(record["family_id"])
             raise AppError(UNAUTHORIZED, "session ended; log in again")
-        self.check_allowed(user.email)
+        try:
+            self.check_allowed(user.email)  # taken off the whitelist since signing up
+        except AppError:
+            await self._refresh.revoke_family(record["family_id"])
+            raise
         return await self.session_for(user, record["family_id"], claims.get("auth_time"))
 
     async def logout(self, refresh_token: str | None, user_id: str | None = None) -> None:

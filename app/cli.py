@@ -62,6 +62,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging(settings.server.log_format, settings.server.log_level, settings.server.production)
     data_dir = settings.data_dir.resolve()
+    settings.jwt_secret_value()  # an unreadable or short secret file fails here, at once
     check_data_dir_free(settings)
     # Bound before anything slow (imports, the database, the local model): a busy port
     # is reported at once.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +28,20 @@ class ConfigError(Exception):
     """The configuration is invalid; the message names the bad key."""
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MIN_SECRET_BYTES = 32
+
+
+def check_secret_length(secret: str) -> None:
+    """ValueError for a JWT secret too short for HS256 (RFC 7518 §3.2)."""
+    size = len(secret.encode())
+    if size < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"must be at least {MIN_SECRET_BYTES} bytes for HS256, got {size} "
+            "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -41,6 +56,36 @@ class ServerSettings(_Section):
     log_level: str = "INFO"
     max_socket_queue: int = Field(256, ge=8)
     shutdown_timeout_seconds: float = Field(5.0, ge=0)
+    # Mount the REST API, Socket.IO and the web client under this path ("" = at /).
+    base_path: str = ""
+
+    @field_validator("base_path")
+    @classmethod
+    def _base_path(cls, path: str) -> str:
+        if path in ("", "/"):
+            return ""
+        path = path.rstrip("/")
+        if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", path):
+            raise ValueError("must be a path like /parlour (letters, digits, . _ ~ -)")
+        return path
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, level: str) -> str:
+        if level.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level.upper()
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if not re.fullmatch(r"https?://[^/\s*]+", origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin like https://chat.example.com "
+                    "(no path, no wildcard: credentials are allowed)"
+                )
+        return origins
     # A request head must be complete this long after the connection opened or the
     # previous response (slow clients: slowloris); also the idle keep-alive time.
     header_timeout_seconds: float = Field(15.0, gt=0)
@@ -78,6 +123,32 @@ class AuthSettings(_Section):
     login_max_failures: int = Field(5, ge=1)
     login_window_seconds: int = Field(300, ge=1)
     min_password_chars: int = Field(8, ge=1)
+    # The one-time token single sign-on hands the browser (GET /validate-token?token=).
+    login_token_ttl_seconds: int = Field(60, ge=1, le=600)
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret_length(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None:
+            check_secret_length(secret.get_secret_value())
+        return secret
+
+    @field_validator("allowed_emails")
+    @classmethod
+    def _emails(cls, emails: list[str]) -> list[str]:
+        for email in emails:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+", email):
+                raise ValueError(f"{email!r} is not an email address")
+        return emails
+
+    @model_validator(mode="after")
+    def _ttls(self) -> AuthSettings:
+        if self.refresh_ttl_seconds <= self.access_ttl_seconds:
+            raise ValueError(
+                "refresh_ttl_seconds must be longer than access_ttl_seconds "
+                f"({self.refresh_ttl_seconds} <= {self.access_ttl_seconds})"
+            )
+        return self
 
 
 BLOCKED_UPLOAD_TYPES = (
@@ -103,6 +174,9 @@ class LimitsSettings(_Section):
     max_files_per_upload: int = Field(20, ge=1)
     max_index_mb: float = Field(20, gt=0)
     max_chunks_per_document: int = Field(5000, ge=1)
+    max_sockets_per_user: int = Field(20, ge=1)
+    connects_per_minute: int = Field(600, ge=0)
+    max_rooms_per_socket: int = Field(200, ge=1)
     # Chat uploads refused by extension (".exe") or by content type sniffed from the bytes.
     blocked_upload_types: list[str] = Field(default_factory=lambda: list(BLOCKED_UPLOAD_TYPES))
     max_multipart_parts: int = Field(100, ge=1)
@@ -342,8 +416,18 @@ class Settings(BaseSettings):
         """The JWT secret from the environment or the configured file, if any."""
         if self.auth.jwt_secret is not None:
             return self.auth.jwt_secret.get_secret_value()
-        if self.auth.jwt_secret_file is not None:
-            return self.auth.jwt_secret_file.read_text().strip()
+        path = self.auth.jwt_secret_file
+        if path is not None:
+            try:
+                secret = path.read_text().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc)
+                raise ConfigError(f"auth.jwt_secret_file: cannot read {path}: {reason}") from exc
+            try:
+                check_secret_length(secret)
+            except ValueError as exc:
+                raise ConfigError(f"auth.jwt_secret_file: the secret in {path} {exc}") from exc
+            return secret
         return None
 
 

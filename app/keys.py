@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import socketio
 from aiohttp import web
 from redis.asyncio import Redis
@@ -35,5 +37,7 @@ VECTORS: web.AppKey[VectorStore] = web.AppKey("vectors")
 EMBEDDER: web.AppKey[Embedder] = web.AppKey("embedder")
 # Calendar, Notion and MCP tools, opened in tools_ctx (search_documents joins in services).
 TOOL_SOURCES: web.AppKey[list[ToolSource]] = web.AppKey("tool_sources")
+# The web client's directory (static files, the single sign-on landing page).
+WEB_ROOT: web.AppKey[Path] = web.AppKey("web_root", Path)
 # Speech recognition and synthesis for voice rooms' embedded pipeline (tests inject one).
 SPEECH: web.AppKey[SpeechPort | None] = web.AppKey("speech")

@@ -21,6 +21,26 @@ QUIET_LOGGERS = (
 )
 
 
+class MalformedPacketFilter(logging.Filter):
+    """Engine.IO logs a client's malformed packet as an error with a traceback: any client
+    could fill the logs that way. Such records become one warning line, without it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (ValueError, TypeError, IndexError, KeyError, UnicodeError)):
+            record.msg = f"{record.getMessage()} (malformed client packet: {exc!s:.200})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def quiet_malformed_packets() -> None:
+    """Install MalformedPacketFilter on Engine.IO's logger (once)."""
+    logger = logging.getLogger("engineio.server")
+    if not any(isinstance(f, MalformedPacketFilter) for f in logger.filters):
+        logger.addFilter(MalformedPacketFilter())
 # Line breaks and other control characters (C0, DEL, C1, Unicode line separators).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 

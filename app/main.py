@@ -53,6 +53,8 @@ from app.llm.base import Provider
 from app.llm.local_server import LocalLlamaServer, LocalServerError, locate
 from app.llm.registry import ProviderRegistry, build_registry
 from app.llm.tokens import load_encoder
+from app.login_tokens import LoginTokens
+from app.logs import quiet_malformed_packets
 from app.media.attachments import AttachmentReader, ChatAttachments
 from app.media.sandbox import MediaSandbox
 from app.metrics import Metrics
@@ -83,6 +85,7 @@ from app.voice.source import VoiceReplySource
 from app.voice.speech_adapter import SpeechAdapter
 from app.voice.speech_port import SpeechPort
 from app.voice.spoken import TypedReplyVoice
+from handlers import security
 from handlers.common import auth_middleware, cors_middleware, error_middleware
 from handlers.origins import OriginPolicy, origin_middleware
 from handlers.routes import setup_routes
@@ -108,6 +111,7 @@ from storage.control import ControlBus, LocalControlBus, RedisControlBus
 from storage.embedded_mongo import EmbeddedMongo
 from storage.files import FileStore
 from storage.invites import MongoInviteBook
+from storage.login_tokens import LoginTokenStore
 from storage.messages import MessageStore
 from storage.mongo import Mongo, MongoUnavailable
 from storage.presence import MemoryPresence, PresenceStore, RedisPresence
@@ -289,7 +293,10 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     node_id = settings.server.node_id or f"{socket.gethostname()}-{os.getpid()}-{new_id()[:6]}"
     metrics = Metrics()
 
-    secret = settings.jwt_secret_value()
+    try:
+        secret = settings.jwt_secret_value()
+    except ConfigError as exc:
+        raise StartupError(str(exc)) from exc
     if secret is None:
         if settings.server.production:
             raise StartupError(
@@ -297,12 +304,18 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             )
         secret = load_or_create_secret(settings.data_dir.resolve())
     auth_settings = settings.auth
-    issuer = TokenIssuer(
-        secret, auth_settings.access_ttl_seconds, auth_settings.refresh_ttl_seconds,
-        auth_settings.max_token_lifetime_seconds,
-    )
+    try:
+        issuer = TokenIssuer(
+            secret, auth_settings.access_ttl_seconds, auth_settings.refresh_ttl_seconds,
+            auth_settings.max_token_lifetime_seconds,
+        )
+    except ValueError as exc:
+        raise StartupError(f"the JWT secret: {exc}") from exc
 
     limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
+    # The daily token budgets in a store of their own: no flood of short-lived keys
+    # (log-in guesses, connects from many addresses) can push them out.
+    budgets: RateLimiter = limiter if redis is not None else MemoryRateLimiter()
     presence: PresenceStore = (
         RedisPresence(redis, node_id) if redis is not None else MemoryPresence()
     )
@@ -313,7 +326,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     versions = TokenVersions(users, control)
     ledger = UsageStore(mongo)
     connections = ConnectionRegistry(
-        sio, emitter, settings.server.max_socket_queue, versions
+        sio, emitter, settings.server.max_socket_queue, versions, settings.limits, limiter
     )
     # Personal API keys authenticate through the same Authenticator as access tokens;
     # sockets opened with a key end when it is revoked.
@@ -344,8 +357,8 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     reader = AttachmentReader(registry, speech.stt, media, media)
 
     # The assistant: one admission gate for every path, replies as tasks of their own.
-    gate = AdmissionGate(settings.limits, settings.assistant, limiter, metrics)
-    accounting = Accounting(registry, metrics, limiter, ledger)
+    gate = AdmissionGate(settings.limits, settings.assistant, budgets, metrics)
+    accounting = Accounting(registry, metrics, budgets, ledger)
     retriever = RagRetriever(settings.vectors, file_store, vectors, embedder, recall)
     # Tools: search_documents over the same retriever, plus calendar, Notion and MCP.
     tools = ToolRegistry(settings.tools, [
@@ -427,6 +440,9 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         speech=speaking, prompt_compiler=PromptCompiler(
             settings.limits, completions, settings.assistant.max_output_tokens),
         stateless=stateless, gateway=gateway, api_keys=api_keys,
+        login_tokens=LoginTokens(
+            LoginTokenStore(mongo), auth, users, settings.auth.login_token_ttl_seconds
+        ),
     )
     await control.start()
     await presence.start()
@@ -537,6 +553,7 @@ def create_app(
     )
     sio.attach(app)
     app[SIO] = sio
+    quiet_malformed_packets()
 
     async def close_sockets(app: web.Application) -> None:
         # on_shutdown runs before aiohttp waits for open handlers: disconnecting every
@@ -550,4 +567,25 @@ def create_app(
     _hide_server_version()
     app.cleanup_ctx.extend([mongo_ctx, redis_ctx, llm_ctx, rag_ctx, tools_ctx, services_ctx])
     setup_routes(app, WEB_DIR)
+    security.setup(app)
+    if settings.server.base_path:
+        mount_under(app, settings.server.base_path)
     return app
+
+
+def mount_under(app: web.Application, base_path: str) -> None:
+    """Move every route (REST, Socket.IO, the web client) under `base_path`.
+
+    For a proxy that forwards https://example.com/parlour/... as is. `/parlour`
+    redirects to `/parlour/`, where the web client's relative URLs resolve.
+    """
+    router = app.router
+    for resource in list(router.resources()):
+        router.unindex_resource(resource)
+        resource.add_prefix(base_path)
+        router.index_resource(resource)
+
+    async def to_slash(request: web.Request) -> web.Response:
+        raise web.HTTPPermanentRedirect(base_path + "/")
+
+    router.add_get(base_path, to_slash)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+# REST methods counted by name; anything else (aiohttp accepts any token) is `other`.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The label of a client event that no handler knows: one series for all of them.
+UNKNOWN_EVENT = "unknown"
+
 
 class Metrics:
     """Every metric Parlour exports at /internal/metrics."""
@@ -59,13 +64,22 @@ class Metrics:
         )
 
     def event(self, name: str, outcome: str, seconds: float) -> None:
-        """Count one handled event."""
+        """Count one handled event; `name` must be a known event (or UNKNOWN_EVENT).
+
+        Label values come only from names the server defines: a label made of client
+        input would let any client grow this registry (and /internal/metrics) forever.
+        """
         self.events.labels(event=name, outcome=outcome).inc()
         self.event_latency.labels(event=name).observe(seconds)
 
     def error(self, code: str) -> None:
         """Count one error answered to a client."""
         self.errors.labels(code=code).inc()
+
+    def request(self, method: str, status: int) -> None:
+        """Count one REST request (unknown methods under `other`)."""
+        label = method if method in HTTP_METHODS else "other"
+        self.requests.labels(method=label, status=str(status)).inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

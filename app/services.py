@@ -13,6 +13,7 @@ from app.files import FileService
 from app.gateway import GatewayService
 from app.health import HealthService
 from app.llm.registry import ProviderRegistry
+from app.login_tokens import LoginTokens
 from app.metrics import Metrics
 from app.oidc import OIDCService
 from app.prompt_compiler import PromptCompiler
@@ -44,6 +45,7 @@ class Services:
     files: FileService | None = None
     oidc: OIDCService | None = None
     tools: ToolRegistry | None = None
+    login_tokens: LoginTokens | None = None
     speech: SpeechService | None = None
     prompt_compiler: PromptCompiler | None = None
     gateway: GatewayService | None = None

@@ -9,7 +9,16 @@ from app.errors import UNAUTHORIZED, AppError
 from app.keys import SETTINGS
 from app.models import Principal
 from app.schemas import ChangePassword, Login, RefreshRequest, Signup, TokenForm, parse
-from handlers.common import PRINCIPAL, body, client_ip, form, json_response, principal, services
+from handlers.common import (
+    PRINCIPAL,
+    body,
+    client_ip,
+    cookie_path,
+    form,
+    json_response,
+    principal,
+    services,
+)
 
 REFRESH_COOKIE_PATH = "/api/v1/auth"
 
@@ -19,12 +28,14 @@ def with_cookies(request: web.Request, session: Session, status: int = 200) -> w
     response = json_response(session.as_dict(), status=status)
     secure = settings.cookie_secure
     response.set_cookie(
-        "access_token", session.access_token, max_age=session.expires_in, path="/",
+        "access_token", session.access_token, max_age=session.expires_in,
+        path=cookie_path(request, "/"),
         httponly=True, samesite="Lax", secure=secure,
     )
     response.set_cookie(
         "refresh_token", session.refresh_token, max_age=session.refresh_expires_in,
-        path=REFRESH_COOKIE_PATH, httponly=True, samesite="Lax", secure=secure,
+        path=cookie_path(request, REFRESH_COOKIE_PATH), httponly=True, samesite="Lax",
+        secure=secure,
     )
     return response
 
@@ -69,8 +80,8 @@ async def logout(request: web.Request) -> web.Response:
         caller.user_id if isinstance(caller, Principal) else None,
     )
     response = web.Response(status=204)
-    response.del_cookie("access_token", path="/")
-    response.del_cookie("refresh_token", path=REFRESH_COOKIE_PATH)
+    response.del_cookie("access_token", path=cookie_path(request, "/"))
+    response.del_cookie("refresh_token", path=cookie_path(request, REFRESH_COOKIE_PATH))
     return response
 
 

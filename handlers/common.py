@@ -82,6 +82,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(AppError(code, exc.reason, status=exc.status),
                               openai=request.path.startswith(OPENAI_PATH))
     except Exception as exc:
+        if isinstance(exc, ValueError) and request.path.endswith("/socket.io/"):
+            # Engine.IO raises on a malformed packet in a WebSocket it already upgraded.
+            log.warning("malformed Engine.IO packet from %s: %.200s", request.remote, exc)
+            status = 400
+            return error_response(AppError(INVALID_PAYLOAD, "malformed Engine.IO packet"))
         err = error_from_exception(exc)
         if err.code == INTERNAL:
             log.exception("%s %s failed", request.method, request.path)
@@ -94,7 +99,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         elapsed = (time.perf_counter() - started) * 1000
         services = request.app.get(SERVICES)
         if services is not None:
-            services.metrics.requests.labels(method=request.method, status=str(status)).inc()
+            services.metrics.request(request.method, status)
         log.info(
             "%s %s status=%d duration_ms=%.1f", request.method, request.path, status, elapsed,
             extra={"method": request.method, "path": request.path, "status": status,
@@ -183,6 +188,12 @@ def principal(request: web.Request) -> Principal:
     if isinstance(outcome, AppError):
         raise outcome
     raise AppError(UNAUTHORIZED, "missing token")
+
+
+def cookie_path(request: web.Request, path: str) -> str:
+    """A cookie path under `server.base_path` (the browser sees the prefixed URLs)."""
+    base = request.app[SETTINGS].server.base_path
+    return (base + path).rstrip("/") or "/" if base else path
 
 
 def client_ip(request: web.Request) -> str:

@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from app import __version__
+from app.keys import SETTINGS
 from app.openai_api import ChatCompletionRequest, EmbeddingRequest
 from app.schemas import ChangePassword, CreateRoom, Login, RefreshRequest, RoomSettings, Signup
 from handlers import openapi_responses as R
@@ -16,7 +17,13 @@ from handlers.ai import ChatCompletion, MetricsQuery, ModelPage
 from handlers.api_keys import CreateKey
 from handlers.chats import ListChats, ListMessages
 from handlers.common import json_response
-from handlers.oidc import LinkConfirm, OIDCCallback, OIDCLogin
+from handlers.oidc import (
+    LinkConfirm,
+    LoginLanding,
+    OIDCCallback,
+    OIDCLogin,
+    ValidateToken,
+)
 from handlers.prompt_compiler import CompileRequest, UpdateParameters
 from handlers.run_input import Run
 
@@ -58,8 +65,13 @@ OPERATIONS = [
     Op("get", "/api/v1/auth/providers", "Configured single sign-on providers", auth=False,
        response=R.Providers),
     Op("get", "/api/v1/auth/me", "The current user", response=R.Me),
-    Op("get", "/api/v1/auth/validate-token", "Check an access token: {valid, user}",
-       response=R.TokenCheck),
+    Op("get", "/api/v1/auth/validate-token", "Check an access token: {valid, user}; with "
+       "?token=, trade a one-time single sign-on token for the session cookies (once)",
+       query=ValidateToken, response=R.TokenCheck),
+    Op("get", "/api/v1/auth/link", "Single sign-on waiting for the account's password: "
+       "{email, provider}", auth=False),
+    Op("post", "/api/v1/auth/link", "Link single sign-on to the account with its password",
+       LinkConfirm, auth=False, response=R.Session),
     Op("get", "/api/v1/auth/{provider}/login", "Single sign-on: redirect to the provider",
        query=OIDCLogin, auth=False, ok=302),
     Op("get", "/api/v1/auth/{provider}/callback", "Single sign-on: finish, set the cookies",
@@ -130,6 +142,10 @@ OPERATIONS = [
        "`stream`)", ChatCompletionRequest, response=R.ChatCompletionAnswer, openai=True),
     Op("post", "/v1/embeddings", "OpenAI-compatible embeddings (the configured backend)",
        EmbeddingRequest, response=R.EmbeddingList, openai=True),
+    Op("get", "/internal/metrics", "Prometheus metrics", auth=False,
+       content_type="text/plain"),
+    Op("get", "/login-success-redirect", "After single sign-on: the page that trades the "
+       "one-time token", query=LoginLanding, auth=False, content_type="text/html"),
 ]
 
 OPENAI_ERROR = {
@@ -239,15 +255,18 @@ def build_spec() -> dict[str, Any]:
 
 
 DOCS_HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Parlour API</title><link rel="stylesheet" href="/vendor/swagger/swagger-ui.css">
+<title>Parlour API</title><link rel="stylesheet" href="vendor/swagger/swagger-ui.css">
 </head><body><div id="swagger-ui"></div>
-<script src="/vendor/swagger/swagger-ui-bundle.js"></script>
-<script src="/vendor/swagger/init.js"></script></body></html>"""
+<script src="vendor/swagger/swagger-ui-bundle.js"></script>
+<script src="vendor/swagger/init.js"></script></body></html>"""
 
 
 def setup(app: web.Application) -> None:
     """Register /openapi.json and /docs."""
     spec = build_spec()
+    base = app[SETTINGS].server.base_path
+    if base:  # the paths are relative to the server's mount point
+        spec["servers"] = [{"url": base}]
 
     async def openapi(request: web.Request) -> web.Response:
         return json_response(spec)

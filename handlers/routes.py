@@ -8,6 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from app.errors import not_found
+from app.keys import WEB_ROOT
 from handlers import (
     ai,
     api_keys,
@@ -38,6 +39,7 @@ def _static_file(web_dir: Path, name: str) -> Path | None:
 
 def setup_routes(app: web.Application, web_dir: Path) -> None:
     """Register the REST routes, then the web client at `/`."""
+    app[WEB_ROOT] = web_dir
     auth.setup(app)
     # Before anything else under /api/v1/auth/{provider}/...
     oidc.setup(app)

@@ -9,11 +9,16 @@ from dataclasses import dataclass, field
 
 import socketio
 
+from app.config import LimitsSettings
+from app.errors import rate_limited
 from app.events import Emitter
 from app.models import Principal
 from app.tasks import cancel_and_wait
 from app.token_versions import TokenVersions
 from namespaces.server import close_socket
+from storage.ratelimit import RateLimiter
+
+CONNECT_WINDOW_SECONDS = 60
 
 log = logging.getLogger(__name__)
 
@@ -26,29 +31,81 @@ class Connection:
 
 
 class ConnectionRegistry:
-    """Local sockets by sid; a periodic sweep disconnects expired and backed-up clients."""
+    """Local sockets by sid; a periodic sweep disconnects expired and backed-up clients.
+
+    It also holds the connection limits: connects per address per minute, sockets per
+    user (per namespace, on this node) and rooms joined per socket.
+    """
 
     def __init__(
-        self, sio: socketio.AsyncServer, emitter: Emitter, max_queue: int,
+        self,
+        sio: socketio.AsyncServer,
+        emitter: Emitter,
+        max_queue: int,
         versions: TokenVersions,
+        limits: LimitsSettings,
+        limiter: RateLimiter,
     ) -> None:
         self._sio = sio
         self._versions = versions
         self._emitter = emitter
         self._max_queue = max_queue
+        self._limits = limits
+        self._limiter = limiter
         self._conns: dict[str, Connection] = {}
+        # Open sockets per (user, namespace): the per-user cap without a scan.
+        self._per_user: dict[tuple[str, str], int] = {}
         self._task: asyncio.Task[None] | None = None
 
+    async def check_connect_rate(self, address: str) -> None:
+        """`rate_limited` once `address` connected `limits.connects_per_minute` times."""
+        limit = self._limits.connects_per_minute
+        if limit and not await self._limiter.hit(
+            f"connect:{address}", limit, CONNECT_WINDOW_SECONDS
+        ):
+            raise rate_limited(
+                f"too many connections from your address: at most {limit} a minute "
+                "(limits.connects_per_minute)", CONNECT_WINDOW_SECONDS,
+            )
+
     def add(self, sid: str, principal: Principal, namespace: str) -> Connection:
+        """Register a socket; `rate_limited` when its user has too many open already."""
+        key = (principal.user_id, namespace)
+        open_now = self._per_user.get(key, 0)
+        if open_now >= self._limits.max_sockets_per_user:
+            raise rate_limited(
+                f"{open_now} connections are already open for you: close a tab or "
+                "device first (limits.max_sockets_per_user)", CONNECT_WINDOW_SECONDS,
+            )
         conn = Connection(principal, namespace)
         self._conns[sid] = conn
+        self._per_user[key] = open_now + 1
         return conn
+
+    def check_room_capacity(self, sid: str, room_id: str) -> None:
+        """`rate_limited` if joining `room_id` would exceed the rooms one socket may hold."""
+        conn = self._conns.get(sid)
+        if conn is None or room_id in conn.rooms:
+            return
+        if len(conn.rooms) >= self._limits.max_rooms_per_socket:
+            raise rate_limited(
+                f"this connection has joined {len(conn.rooms)} rooms: leave one first "
+                "(limits.max_rooms_per_socket)", CONNECT_WINDOW_SECONDS,
+            )
 
     def get(self, sid: str) -> Connection | None:
         return self._conns.get(sid)
 
     def pop(self, sid: str) -> Connection | None:
-        return self._conns.pop(sid, None)
+        conn = self._conns.pop(sid, None)
+        if conn is not None:
+            key = (conn.principal.user_id, conn.namespace)
+            left = self._per_user.get(key, 1) - 1
+            if left > 0:
+                self._per_user[key] = left
+            else:
+                self._per_user.pop(key, None)
+        return conn
 
     def __len__(self) -> int:
         return len(self._conns)

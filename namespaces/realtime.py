@@ -73,12 +73,15 @@ class RealtimeNamespace(BaseNamespace):
             (conn.rooms.add if joined else conn.rooms.discard)(room_id)
 
     async def _create_room(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
-        room = await self._rooms.create_room(who, parse(CreateRoom, payload), sid)
+        req = parse(CreateRoom, payload)
+        self._connections.check_room_capacity(sid, "")
+        room = await self._rooms.create_room(who, req, sid)
         self._track(sid, room.room_id, True)
         return {"room": room.model_dump(mode="json")}
 
     async def _join_room(self, sid: str, who: Principal, payload: Any) -> dict[str, Any]:
         req = parse(JoinRoom, payload)
+        self._connections.check_room_capacity(sid, req.room_id)
         result = await self._rooms.join_room(who, req.room_id, sid, req.since_seq)
         self._track(sid, req.room_id, True)
         return result

@@ -74,6 +74,8 @@ class Mongo:
         await self.refresh_tokens.create_index("family_id")
         await self.refresh_tokens.create_index("user_id")
         await self.db["identities"].create_index("user_id")
+        # One-time log-in tokens go away on their own once expired (redeeming checks too).
+        await self.collection("login_tokens").create_index("expires_at", expireAfterSeconds=0)
         await self.invites.create_index([("email", ASCENDING), ("room_id", ASCENDING)], unique=True)
         files = self.collection("files")  # storage/files.py
         await files.create_index([("chat_id", ASCENDING), ("created_at", DESCENDING)])

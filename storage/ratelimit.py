@@ -25,45 +25,64 @@ class RateLimiter(Protocol):
 
 
 class MemoryRateLimiter:
-    """Single-process limiter; the key count is bounded so memory cannot grow without end."""
+    """Single-process limiter; the key count is bounded so memory cannot grow without end.
+
+    Each key remembers its own window length, so making room only drops keys whose own
+    window is over: a flood of per-minute keys never wipes a daily counter. When every
+    key is still live, the shortest windows go first (a minute's count matters less than
+    a day's token budget).
+    """
 
     def __init__(self, max_keys: int = 100_000) -> None:
-        self._hits: dict[str, tuple[int, int]] = {}
+        # key -> (window length in seconds, window index, count)
+        self._hits: dict[str, tuple[int, int, int]] = {}
         self._max_keys = max_keys
 
-    def _window(self, window_seconds: int) -> int:
+    @staticmethod
+    def _window(window_seconds: int) -> int:
         return int(time.time() // window_seconds)
 
+    def _current(self, key: str, window_seconds: int) -> int:
+        entry = self._hits.get(key)
+        if entry is None or entry[0] != window_seconds:
+            return 0
+        return entry[2] if entry[1] == self._window(window_seconds) else 0
+
+    def _store(self, key: str, window_seconds: int, count: int) -> None:
+        if key not in self._hits and len(self._hits) >= self._max_keys:
+            self._evict()
+        self._hits[key] = (window_seconds, self._window(window_seconds), count)
+
     async def hit(self, key: str, limit: int, window_seconds: int) -> bool:
-        window = self._window(window_seconds)
-        start, count = self._hits.get(key, (window, 0))
-        if start != window:
-            count = 0
-        if len(self._hits) >= self._max_keys and key not in self._hits:
-            self._evict(window_seconds)
-        self._hits[key] = (window, count + 1)
-        return count + 1 <= limit
+        count = self._current(key, window_seconds) + 1
+        self._store(key, window_seconds, count)
+        return count <= limit
 
     async def count(self, key: str, window_seconds: int) -> int:
-        start, count = self._hits.get(key, (0, 0))
-        return count if start == self._window(window_seconds) else 0
+        return self._current(key, window_seconds)
 
     async def add(self, key: str, amount: int, window_seconds: int) -> int:
-        total = await self.count(key, window_seconds) + amount
-        if len(self._hits) >= self._max_keys and key not in self._hits:
-            self._evict(window_seconds)
-        self._hits[key] = (self._window(window_seconds), total)
+        total = self._current(key, window_seconds) + amount
+        self._store(key, window_seconds, total)
         return total
 
     async def reset(self, key: str, window_seconds: int) -> None:
         self._hits.pop(key, None)
 
-    def _evict(self, window_seconds: int) -> None:
-        current = self._window(window_seconds)
-        for key in [k for k, (w, _) in self._hits.items() if w != current]:
+    def __len__(self) -> int:
+        return len(self._hits)
+
+    def _evict(self) -> None:
+        expired = [k for k, (length, index, _) in self._hits.items()
+                   if index != self._window(length)]
+        for key in expired:
             del self._hits[key]
-        if len(self._hits) >= self._max_keys:
-            self._hits.clear()
+        if len(self._hits) < self._max_keys:
+            return
+        # Everything is live: drop a tenth, shortest windows first.
+        by_window = sorted(self._hits, key=lambda k: self._hits[k][0])
+        for key in by_window[: max(1, self._max_keys // 10)]:
+            del self._hits[key]
 
 
 class RedisRateLimiter:

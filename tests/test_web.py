@@ -7,6 +7,7 @@ context per user, so cookies and localStorage are separate like two people's bro
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,15 @@ async def known_ids(page: Page) -> list[str]:
 
 
 async def watched(page: Page) -> dict[str, Any]:
-    await page.wait_for_function("window.__watch && window.__watch.done", timeout=15_000)
-    result: dict[str, Any] = await page.evaluate("window.__watch")
-    return result
+    # Polled from here: the page's Content-Security-Policy forbids the string evaluation
+    # wait_for_function does in the page.
+    for _ in range(750):
+        result: dict[str, Any] | None = await page.evaluate(
+            "() => (window.__watch && window.__watch.done) ? window.__watch : null")
+        if result is not None:
+            return result
+        await asyncio.sleep(0.02)
+    raise AssertionError("the watched reply did not finish in 15 s")
 
 
 def assistant(page: Page, status: str | None = None) -> Any:

@@ -1,6 +1,9 @@
 // REST calls under /api/v1, the access token, and turning error codes into sentences.
 
-const API = "/api/v1";
+// The server may be mounted under a path (server.base_path): every URL is relative to
+// where this file was served from ("/" or e.g. "/parlour/").
+export const BASE = new URL("./", import.meta.url).pathname;
+export const API = `${BASE}api/v1`;
 
 // Plain-language sentences for every error code of SPEC §3 (and a few of our own).
 const SENTENCES = {

@@ -1,11 +1,12 @@
 // The Socket.IO connection to /assistant/realtime and ack-based calls over it.
 // window.io comes from vendor/socket.io.min.js (loaded by index.html before the modules).
 
-import { ApiError, getToken } from "./api.js";
+import { ApiError, BASE, getToken } from "./api.js";
 
 /** Connect with the current access token; reconnections pick up the newest one. */
 export function connect() {
   return window.io("/assistant/realtime", {
+    path: `${BASE}socket.io`,
     auth: (cb) => cb({ token: getToken() }),
     transports: ["websocket", "polling"],
     reconnectionDelayMax: 5000,

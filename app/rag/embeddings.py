@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import importlib.util
 import logging
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
@@ -61,18 +64,51 @@ def local_model_files() -> tuple[Path, Path]:
     return model, tokenizer
 
 
+# glibc mallopt parameters (malloc.h).
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+_MMAP_THRESHOLD_BYTES = 1 << 20
+_ARENAS = 2
+
+
+def _return_large_blocks_to_the_os() -> None:
+    """Make glibc serve allocations over 1 MiB with mmap, always.
+
+    One embedding batch allocates ~100 MB of activations and frees them. glibc's dynamic
+    threshold moves such blocks into its heap after the first free, where fragmentation
+    keeps them: the process's RSS crept up batch after batch. A fixed threshold returns
+    them at once (bench/soak.py). Process-wide, and harmless elsewhere: only big blocks.
+    """
+    if sys.platform != "linux":
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+        # Worker threads (embedder, to_thread) each get an arena by default (8 x cores);
+        # two keep fragmentation in fewer heaps.
+        libc.mallopt(_M_ARENA_MAX, _ARENAS)
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        log.debug("mallopt unavailable; large blocks stay with the allocator")
+
+
 class _MiniLM:
     """The tokenizer and ONNX session; used only from the embedder's worker thread."""
 
     def __init__(self, model_path: Path, tokenizer_path: Path) -> None:
         import onnxruntime as ort  # type: ignore[import-untyped]
 
+        _return_large_blocks_to_the_os()
         tokenizer = Tokenizer.from_file(str(tokenizer_path))
         tokenizer.enable_truncation(max_length=LOCAL_MAX_TOKENS)
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.inter_op_num_threads = 1
+        # Every batch has its own shape (texts of any length): onnxruntime's arena and
+        # memory patterns keep a block per shape seen and never give them back, so the
+        # process grew with use. Plain malloc/free per run keeps it flat (bench/soak.py).
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
         self._tokenizer = tokenizer
         self._session: Any = ort.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]

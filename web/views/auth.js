@@ -8,7 +8,7 @@ import { $ } from "./dom.js";
 async function showSingleSignOn() {
   let names = [];
   try {
-    const res = await fetch("/api/v1/auth/providers", { credentials: "same-origin" });
+    const res = await fetch(`${api.API}/auth/providers`, { credentials: "same-origin" });
     if (res.ok) names = (await res.json()).providers || [];
   } catch { /* the form still works without SSO */ }
   const box = $("sso");
@@ -16,7 +16,7 @@ async function showSingleSignOn() {
   for (const name of names) {
     const link = document.createElement("a");
     link.className = "button";
-    link.href = `/api/v1/auth/${encodeURIComponent(name)}/login?next=/`;
+    link.href = `${api.API}/auth/${encodeURIComponent(name)}/login?next=/`;
     link.textContent = `Continue with ${capitalised(name)}`;
     box.appendChild(link);
   }
