@@ -3,6 +3,7 @@ on every member's page, and the model receives it (issue 9 part 6)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,12 @@ async def test_an_attached_photo_is_a_thumbnail_for_both_members(
         await expect(thumb).to_be_visible(timeout=15_000)
         await expect(thumb).to_have_attribute("alt", "red.png")
         # The picture really loaded (the file route answered this member's browser).
-        width = await thumb.evaluate("img => img.complete ? img.naturalWidth : 0")
+        width = 0
+        for _ in range(100):  # visible comes before loaded
+            width = await thumb.evaluate("img => img.complete ? img.naturalWidth : 0")
+            if width:
+                break
+            await asyncio.sleep(0.1)
         assert width == 64
     await expect(owner.locator("#message-list li.msg[data-role='assistant']")).to_contain_text(
         "Sure, here you are.", timeout=15_000)
