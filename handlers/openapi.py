@@ -68,10 +68,6 @@ OPERATIONS = [
     Op("get", "/api/v1/auth/validate-token", "Check an access token: {valid, user}; with "
        "?token=, trade a one-time single sign-on token for the session cookies (once)",
        query=ValidateToken, response=R.TokenCheck),
-    Op("get", "/api/v1/auth/link", "Single sign-on waiting for the account's password: "
-       "{email, provider}", auth=False),
-    Op("post", "/api/v1/auth/link", "Link single sign-on to the account with its password",
-       LinkConfirm, auth=False, response=R.Session),
     Op("get", "/api/v1/auth/{provider}/login", "Single sign-on: redirect to the provider",
        query=OIDCLogin, auth=False, ok=302),
     Op("get", "/api/v1/auth/{provider}/callback", "Single sign-on: finish, set the cookies",

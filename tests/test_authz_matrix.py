@@ -29,14 +29,16 @@ ID_FOR = {
     "file_id": "file_id",
     "document_id": "document_id",
     "message_id": "message_id",
+    "key_id": "key_id",
 }
 # Routes about no one's data (auth, public lists, docs, the client): not in the matrix.
 NOT_OWNED = re.compile(
     r"^/(socket\.io/|docs|openapi\.json|login-success-redirect|internal/|\{path\})"
     r"|^/api/v1/(auth/|model$|tools$|session_id$|chat/public$|metrics$|run$|aisuite/|ws/)"
+    r"|^/v1/"  # the OpenAI-compatible gateway: the catalog and the caller's own calls
 )
 # Collections of the caller's own things: Bob's answer must not hold Alice's.
-OWN_LISTS = {("GET", "/api/v1/chat"), ("GET", "/api/v1/documents")}
+OWN_LISTS = {("GET", "/api/v1/chat"), ("GET", "/api/v1/documents"), ("GET", "/api/v1/keys")}
 # Writes a viewer of a room may not make (the rest of the room's routes are reads).
 VIEWER_WRITES = {
     ("PATCH", "/api/v1/chat/{chat_id}"),
@@ -104,11 +106,14 @@ async def world(make_settings: Any) -> AsyncIterator[World]:
             "POST", "/api/v1/documents", alice,
             data=form((f"doc-{SECRET}.md", f"# {SECRET}".encode(), "text/markdown")))
         assert status == 202, docs
+        status, key = await server.request(
+            "POST", "/api/v1/keys", alice, json={"name": f"key {SECRET}"})
+        assert status == 201, key
         ids = {
             "room_id": room_id, "message_id": message["message_id"],
             "file_id": files["files"][0]["file_id"],
             "document_id": docs["documents"][0]["document_id"],
-            "user_id": alice.user_id, "viewer_id": vera.user_id,
+            "user_id": alice.user_id, "viewer_id": vera.user_id, "key_id": key["id"],
         }
         yield World(server, alice, bob, vera, ids)
     finally:
@@ -174,6 +179,8 @@ async def test_every_route_with_another_users_ids_is_refused(world: World) -> No
     status, _ = await server.request(
         "GET", f"/api/v1/documents/{ids['document_id']}", world.alice)
     assert status == 200
+    status, keys = await server.request("GET", "/api/v1/keys", world.alice)
+    assert status == 200 and [k["id"] for k in keys["keys"]] == [ids["key_id"]]
 
 
 async def test_a_viewer_cannot_write_over_rest(world: World) -> None:
