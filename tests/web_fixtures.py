@@ -121,14 +121,20 @@ async def sign_up(page: Page, server: Parlour, name: str) -> str:
 
 async def create_room(page: Page, title: str) -> str:
     """Press "New room", name it; returns the room id (from the address)."""
+    before = page.url
     await page.get_by_role("button", name="New room").click()
     await expect(page.locator("#room-pane")).to_be_visible()
-    title_input = page.get_by_label("Room title")
-    await title_input.fill(title)
-    await title_input.press("Enter")
-    await expect(page.locator("#room-list a[aria-current='page']")).to_contain_text(title)
+    # The new room is created and open: renaming earlier would rename no room (or the last).
+    await expect(page).not_to_have_url(before)
     room_id = page.url.split("#/room/", 1)[1].split("/")[0]
     assert room_id
+    current = page.locator(f"#room-list a[aria-current='page'][data-room-id='{room_id}']")
+    await expect(current).to_be_visible()
+    title_input = page.get_by_label("Room title")
+    await expect(title_input).not_to_have_value("")
+    await title_input.fill(title)
+    await title_input.press("Enter")
+    await expect(current).to_contain_text(title)
     return room_id
 
 
