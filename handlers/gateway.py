@@ -12,11 +12,8 @@ import logging
 import struct
 import time
 from contextlib import aclosing
-from typing import TypeVar
 
-import orjson
 from aiohttp import web
-from pydantic import BaseModel
 
 from app.errors import (
     INTERNAL,
@@ -37,21 +34,18 @@ from app.openai_api import (
     completion_chunks,
     openai_error,
 )
-from app.schemas import parse
 from handlers.ai import sse_response, sse_send
 from handlers.common import (
     Handler,
+    body,
     error_response,
-    is_json,
     json_response,
     principal,
     services,
 )
-from handlers.origins import unsupported_media_type
 
 log = logging.getLogger("parlour.http")
 
-T = TypeVar("T", bound=BaseModel)
 _HTTP_CODES = {401: UNAUTHORIZED, 404: NOT_FOUND, 413: PAYLOAD_TOO_LARGE}
 
 
@@ -82,19 +76,6 @@ def openai_errors(handler: Handler) -> Handler:
         return openai_response(err)
 
     return wrapped
-
-
-async def openai_body(request: web.Request, model: type[T]) -> T:
-    """The JSON body validated by `model` (`invalid_payload` naming the field; 415 unless
-    the body is JSON, as on every JSON route)."""
-    raw = await request.read()
-    if raw and not is_json(request.content_type):
-        raise unsupported_media_type(request.content_type, "application/json")
-    try:
-        data = orjson.loads(raw) if raw else {}
-    except orjson.JSONDecodeError as exc:
-        raise AppError(INVALID_PAYLOAD, "body: not valid JSON") from exc
-    return parse(model, data)
 
 
 def caller(request: web.Request) -> Principal:
@@ -128,7 +109,7 @@ async def get_model(request: web.Request) -> web.Response:
 @openai_errors
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     who = caller(request)
-    req = await openai_body(request, ChatCompletionRequest)
+    req = await body(request, ChatCompletionRequest)
     async with gateway(request).chat(who, req) as run:
         head = {"id": f"chatcmpl-{new_id()[:24]}", "created": int(time.time()),
                 "model": run.model_id}
@@ -172,7 +153,7 @@ def _base64(vector: list[float]) -> str:
 @openai_errors
 async def embeddings(request: web.Request) -> web.Response:
     who = caller(request)
-    req = await openai_body(request, EmbeddingRequest)
+    req = await body(request, EmbeddingRequest)
     svc = gateway(request)
     vectors, tokens = await svc.embed(who, req)
     encode = _base64 if req.encoding_format == "base64" else None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, async_playwright, expect
 
 from app.config import load_settings
 from tests.client import Parlour, start_parlour
@@ -26,6 +26,7 @@ from tests.web_fixtures import (
     axe_violations,
     invite,
     needs_chromium,
+    pages_of,
     sign_up,
 )
 
@@ -62,22 +63,8 @@ async def voice_browser(microphone: Path) -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def voice_pages(voice_browser: Browser) -> AsyncIterator[Any]:
-    contexts = []
-    errors: list[str] = []
-
-    async def make() -> Page:
-        context = await voice_browser.new_context(viewport={"width": 1280, "height": 800})
-        contexts.append(context)
-        page = await context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("console", lambda m: errors.append(m.text)
-                if m.type == "error" and m.text.startswith("parlour:") else None)
-        return page
-
-    yield make
-    for context in contexts:
-        await context.close()
-    assert errors == [], f"uncaught errors in the page: {errors}"
+    async with pages_of(voice_browser) as make:
+        yield make
 
 
 @pytest.fixture(scope="module")

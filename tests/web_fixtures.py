@@ -12,7 +12,8 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +51,11 @@ async def browser() -> AsyncIterator[Browser]:
         await browser.close()
 
 
-@pytest.fixture
-async def new_page(browser: Browser) -> AsyncIterator[Any]:
-    """new_page(**context_options): a page in a fresh browser context (one per user).
+@asynccontextmanager
+async def pages_of(browser: Browser) -> AsyncIterator[Callable[..., Awaitable[Page]]]:
+    """make(**context_options): a page in a fresh browser context (one per user).
 
-    After the test: no uncaught error in any page, and no state update that threw
+    At the end: no uncaught error in any page, and no state update that threw
     (the client logs those as `parlour: ...` console errors).
     """
     contexts = []
@@ -74,6 +75,13 @@ async def new_page(browser: Browser) -> AsyncIterator[Any]:
     for context in contexts:
         await context.close()
     assert errors == [], f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture
+async def new_page(browser: Browser) -> AsyncIterator[Any]:
+    """new_page(**context_options): see `pages_of`."""
+    async with pages_of(browser) as make:
+        yield make
 
 
 @pytest.fixture(scope="module")
