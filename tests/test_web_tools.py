@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +21,6 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Page, expect
 
-from app.config import load_settings
 from app.llm.base import ToolCall
 from tests.client import Parlour, start_parlour
 from tests.scripted_provider import ScriptedProvider
@@ -36,6 +34,7 @@ from tests.web_fixtures import (
     open_room,
     send,
     sign_up,
+    web_settings,
 )
 
 pytestmark = needs_chromium
@@ -80,14 +79,8 @@ async def server(
     demo_model: ScriptedProvider, google: tuple[HeldGoogle, Path],
 ) -> AsyncIterator[Parlour]:
     fake, key_file = google
-    settings = load_settings(
-        None,
-        data_dir=str(tmp_path_factory.mktemp("webtools") / "data"),
-        mongo__uri=mongo_uri,
-        mongo__database=f"t_{uuid.uuid4().hex[:12]}",
-        auth__jwt_secret="test-secret-0123456789abcdef-0123456789",
-        server__log_format="text",
-        llm__local_enabled=False,
+    settings = web_settings(
+        mongo_uri, tmp_path_factory, "webtools",
         llm__default_model="scripted:tools",
         tools__google_calendar={"service_account_file": str(key_file),
                                 "api_base_url": fake.url, "calendar_id": "team@example.com"},

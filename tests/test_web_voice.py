@@ -7,7 +7,6 @@ scripted recogniser and voice, tests/speech_stub.py, and the scripted model).
 
 from __future__ import annotations
 
-import uuid
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
 
-from app.config import load_settings
 from tests.client import Parlour, start_parlour
 from tests.scripted_provider import ScriptedProvider
 from tests.speech_stub import ScriptedSpeech, tone
@@ -28,6 +26,7 @@ from tests.web_fixtures import (
     needs_chromium,
     pages_of,
     sign_up,
+    web_settings,
 )
 
 pytestmark = needs_chromium
@@ -75,16 +74,7 @@ def speech() -> ScriptedSpeech:
 @pytest.fixture(scope="module")
 async def voice_server(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory,
                        speech: ScriptedSpeech) -> AsyncIterator[Parlour]:
-    settings = load_settings(
-        None,
-        data_dir=str(tmp_path_factory.mktemp("webvoice") / "data"),
-        mongo__uri=mongo_uri,
-        mongo__database=f"t_{uuid.uuid4().hex[:12]}",
-        auth__jwt_secret="test-secret-0123456789abcdef-0123456789",
-        server__log_format="text",
-        llm__local_enabled=False,
-        llm__default_model="scripted:fixed",
-    )
+    settings = web_settings(mongo_uri, tmp_path_factory, "webvoice")
     provider = ScriptedProvider(deltas=ANSWER, delay=0.02)
     server = await start_parlour(settings, providers={"scripted": provider}, speech=speech)
     yield server

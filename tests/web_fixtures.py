@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from app.config import load_settings
+from app.config import Settings, load_settings
 from tests.client import Parlour, start_parlour
 from tests.scripted_provider import ScriptedProvider
 
@@ -89,23 +89,28 @@ def web_scripted() -> ScriptedProvider:
     return ScriptedProvider(deltas=["Sure, ", "here ", "you ", "are."], delay=0.02)
 
 
+def web_settings(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory, name: str,
+                 **overrides: Any) -> Settings:
+    """Settings of a browser-test server: its own database, a scripted default model."""
+    return load_settings(None, **{
+        "data_dir": str(tmp_path_factory.mktemp(name) / "data"),
+        "mongo__uri": mongo_uri,
+        "mongo__database": f"t_{uuid.uuid4().hex[:12]}",
+        "auth__jwt_secret": "test-secret-0123456789abcdef-0123456789",
+        "server__log_format": "text",
+        "llm__local_enabled": False,
+        "llm__default_model": "scripted:fixed",
+        **overrides,
+    })
+
+
 @pytest.fixture(scope="module")
 async def web_server(
     mongo_uri: str, tmp_path_factory: pytest.TempPathFactory, web_scripted: ScriptedProvider
 ) -> AsyncIterator[Parlour]:
     """One Parlour for a test module: rooms of 3 members at most, uploads of 20 KB at most."""
-    settings = load_settings(
-        None,
-        data_dir=str(tmp_path_factory.mktemp("web") / "data"),
-        mongo__uri=mongo_uri,
-        mongo__database=f"t_{uuid.uuid4().hex[:12]}",
-        auth__jwt_secret="test-secret-0123456789abcdef-0123456789",
-        server__log_format="text",
-        llm__local_enabled=False,
-        llm__default_model="scripted:fixed",
-        limits__max_members=3,
-        limits__max_upload_mb=0.02,
-    )
+    settings = web_settings(mongo_uri, tmp_path_factory, "web",
+                            limits__max_members=3, limits__max_upload_mb=0.02)
     server = await start_parlour(settings, providers={"scripted": web_scripted})
     yield server
     await server.close()
