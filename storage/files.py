@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
 from app.models import utcnow
-from storage.mongo import Mongo
+from storage.mongo import FILES_CHAT_INDEX, FILES_OWNER_INDEX, Mongo
 
 Doc = dict[str, Any]
 Scope = Literal["chat", "user"]
@@ -124,9 +124,12 @@ class FileStore:
         query: Doc = {"status": "ready", "chunks": {"$gt": 0}}
         if chat_id is not None:
             query.update(chat_id=chat_id, scope="chat")
+            index = FILES_CHAT_INDEX
         else:
             query.update(owner_id=owner_id, scope="user")
-        return await self._files.find_one(query, {"_id": 1}) is not None
+            index = FILES_OWNER_INDEX
+        # Asked before every reply: the index named, so no query plans are tried first.
+        return await self._files.find_one(query, {"_id": 1}, hint=index) is not None
 
     async def mark_deleting(self, file_id: str) -> FileRecord | None:
         """Start deleting a record (also one already being deleted); None if there is none."""

@@ -9,6 +9,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
 from app.models import Message
 from storage.mongo import Mongo
+from storage.recent import RecentMessages, streaming_ids
 from storage.seq import SeqWriter
 
 Doc = dict[str, Any]
@@ -26,6 +27,7 @@ class MessageStore:
         self._mongo = mongo
         self._messages = mongo.messages
         self._writer = SeqWriter(mongo.messages, mongo.rooms)
+        self._recent = RecentMessages()
 
     async def by_client_msg_id(self, room_id: str, client_msg_id: str) -> Message | None:
         """The message a client already sent with this id, if any."""
@@ -40,7 +42,10 @@ class MessageStore:
         Concurrent appends share one insert (see SeqWriter).
         """
         stored, created = await self._writer.append(doc)
-        return message_from_doc(stored), created
+        message = message_from_doc(stored)
+        if created:
+            self._recent.stored(message)
+        return message, created
 
     async def settle(self) -> None:
         """The rooms' last_seq / last_activity_at up to date with the messages stored."""
@@ -60,7 +65,11 @@ class MessageStore:
         doc = await self._messages.find_one_and_update(
             {"_id": message_id}, {"$set": fields}, return_document=ReturnDocument.AFTER
         )
-        return message_from_doc(doc) if doc else None
+        if doc is None:
+            return None
+        message = message_from_doc(doc)
+        self._recent.updated(message)
+        return message
 
     async def page(
         self,
@@ -71,20 +80,64 @@ class MessageStore:
         limit: int = 50,
     ) -> list[Message]:
         """Messages in seq order: after `after_seq` (oldest first) or the latest before."""
-        seq: Doc = {}
+        if after_seq is not None:
+            seq: Doc = {"$gt": after_seq}
+            if before_seq is not None:
+                seq["$lt"] = before_seq
+            cursor = self._messages.find({"room_id": room_id, "seq": seq})
+            return [message_from_doc(d)
+                    for d in await cursor.sort("seq", ASCENDING).limit(limit).to_list()]
         if before_seq is not None:
-            seq["$lt"] = before_seq
-        if after_seq is not None:
-            seq["$gt"] = after_seq
-        query: Doc = {"room_id": room_id}
-        if seq:
-            query["seq"] = seq
-        if after_seq is not None:
-            cursor = self._messages.find(query).sort("seq", ASCENDING).limit(limit)
-            return [message_from_doc(d) for d in await cursor.to_list()]
-        cursor = self._messages.find(query).sort("seq", DESCENDING).limit(limit)
-        docs = await cursor.to_list()
-        return [message_from_doc(d) for d in reversed(docs)]
+            held = self._recent.below(room_id, before_seq, limit)
+            if held is not None:
+                return await self._refreshed(held)
+        upto = before_seq - 1 if before_seq is not None else self._writer.known_last(room_id)
+        docs: list[Doc] | None = None if upto is None else await self._latest_in_range(
+            room_id, upto, limit, bounded=before_seq is not None)
+        if docs is None:
+            query: Doc = {"room_id": room_id}
+            if before_seq is not None:
+                query["seq"] = {"$lt": before_seq}
+            cursor = self._messages.find(query).sort("seq", DESCENDING).limit(limit)
+            docs = await cursor.to_list()
+        messages = [message_from_doc(d) for d in reversed(docs)]
+        if before_seq is not None:
+            self._recent.read(room_id, messages, before_seq - 1)
+        return messages
+
+    async def _refreshed(self, messages: list[Message]) -> list[Message]:
+        """A page held in memory, with the replies still streaming read again."""
+        ids = streaming_ids(messages)
+        if not ids:
+            return messages
+        fresh = {doc["_id"]: message_from_doc(doc)
+                 async for doc in self._messages.find({"_id": {"$in": ids}})}
+        for message in fresh.values():
+            self._recent.updated(message)
+        return [fresh.get(m.message_id, m) for m in messages]
+
+    async def _latest_in_range(
+        self, room_id: str, upto: int, limit: int, *, bounded: bool
+    ) -> list[Doc] | None:
+        """The latest `limit` messages up to seq `upto`, newest first, read as a seq range.
+
+        Seqs are gap-free, so the range (upto - limit, upto] holds exactly the page: the
+        database reads that many index entries instead of sorting the whole room (what a
+        sort with a limit costs where it is not pushed into the index). Unbounded above
+        (`upto` is this node's last known seq), messages another node stored since are
+        included. None when a seq is missing (not expected): read it the plain way.
+        """
+        low = max(upto - limit, 0)
+        seq: Doc = {"$gt": low}
+        if bounded:
+            seq["$lte"] = upto
+        cursor = self._messages.find({"room_id": room_id, "seq": seq})
+        docs = await cursor.sort("seq", DESCENDING).limit(limit).to_list()
+        if not docs:
+            return [] if upto == 0 else None
+        first, last = int(docs[0]["seq"]), int(docs[-1]["seq"])
+        contiguous = first - last + 1 == len(docs)
+        return docs if contiguous and (len(docs) == limit or last == low + 1) else None
 
     async def fail_interrupted(self, stale_before: datetime) -> int:
         """Replies still `streaming` with no checkpoint since `stale_before` become `error`.
@@ -102,4 +155,5 @@ class MessageStore:
         """Delete every message of a room."""
         res = await self._messages.delete_many({"room_id": room_id})
         self._writer.forget(room_id)
+        self._recent.forget(room_id)
         return res.deleted_count

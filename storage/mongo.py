@@ -10,6 +10,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+# Indexes on `files` that queries name as hints (storage/files.py).
+FILES_CHAT_INDEX = [("chat_id", ASCENDING), ("created_at", DESCENDING)]
+FILES_OWNER_INDEX = [("owner_id", ASCENDING), ("scope", ASCENDING), ("created_at", DESCENDING)]
+
 Doc = dict[str, Any]
 
 
@@ -78,10 +82,8 @@ class Mongo:
         await self.collection("login_tokens").create_index("expires_at", expireAfterSeconds=0)
         await self.invites.create_index([("email", ASCENDING), ("room_id", ASCENDING)], unique=True)
         files = self.collection("files")  # storage/files.py
-        await files.create_index([("chat_id", ASCENDING), ("created_at", DESCENDING)])
-        await files.create_index(
-            [("owner_id", ASCENDING), ("scope", ASCENDING), ("created_at", DESCENDING)]
-        )
+        await files.create_index(FILES_CHAT_INDEX)
+        await files.create_index(FILES_OWNER_INDEX)
         await files.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
         usage = self.collection("usage")  # storage/usage.py
         await usage.create_index([("user_id", ASCENDING), ("created_at", DESCENDING)])

@@ -81,6 +81,10 @@ class SeqWriter:
             self._settle_now.set()
             await asyncio.wait({task}, timeout=1.0)  # under constant load it never ends
 
+    def known_last(self, room_id: str) -> int | None:
+        """The room's last seq as this node knows it (None: not known here)."""
+        return self._last.get(room_id)
+
     def forget(self, room_id: str) -> None:
         """Read the room's last seq again before its next message (room deleted)."""
         self._last.pop(room_id, None)

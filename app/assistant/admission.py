@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from app.assistant.policy import Searchable
 from app.config import AssistantSettings, LimitsSettings
 from app.errors import CONFLICT, DEFAULT_RETRY_AFTER, RATE_LIMITED, AppError, rate_limited
 from app.metrics import Metrics
@@ -42,10 +43,13 @@ class Ticket:
     it is safe in any `finally`.
     """
 
-    __slots__ = ("_gate", "kind", "released", "room_id", "running", "user_id")
+    __slots__ = ("_gate", "kind", "probe", "released", "room_id", "running", "user_id")
 
     def __init__(self, gate: AdmissionGate, user_id: str, room_id: str | None, kind: str) -> None:
         self._gate = gate
+        # Work for the reply started at admission, while its question is stored (what
+        # there is to search); the reply awaits it instead of asking again.
+        self.probe: asyncio.Future[Searchable | None] | None = None
         self.user_id = user_id
         self.room_id = room_id
         self.kind = kind

@@ -22,6 +22,11 @@ class TokenCache:
     def __init__(self, size: int = 20_000) -> None:
         self._counts: OrderedDict[str, int] = OrderedDict()
         self._size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()  # messages counted (keys start so)
+
+    def knows(self, message_id: str) -> bool:
+        """Whether a message was counted before (its text then is most likely cached)."""
+        return message_id in self._ids
 
     def count(self, key: str, text: str) -> int:
         if key in self._counts:
@@ -29,8 +34,11 @@ class TokenCache:
             return self._counts[key]
         n = count_tokens(text)
         self._counts[key] = n
+        self._ids[key.split(":", 1)[0]] = None
         if len(self._counts) > self._size:
             self._counts.popitem(last=False)
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
         return n
 
 

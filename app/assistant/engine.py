@@ -131,7 +131,13 @@ class AssistantEngine:
                 await self._attachments.check(room.room_id, file_ids, model_id)
         if self._closing:
             raise AppError(UNAVAILABLE, "the server is shutting down; try again shortly")
-        return await self.gate.admit(principal.user_id, room_id=room.room_id, kind=options.kind)
+        ticket = await self.gate.admit(principal.user_id, room_id=room.room_id, kind=options.kind)
+        if options.context:
+            probe = asyncio.ensure_future(
+                self._preparer.retriever.searchable(room, principal.user_id))
+            probe.add_done_callback(_quiet)  # unused when the message is not stored
+            ticket.probe = probe
+        return ticket
 
     def start_reply(
         self, ticket: Ticket, room: Room, message: Message, options: ReplyOptions
@@ -258,3 +264,9 @@ async def _ended(replies: list[Reply]) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(SHUTDOWN_GRACE):
             await asyncio.gather(*(r.ended() for r in replies))
+
+
+def _quiet(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen (whoever awaits it handles it)."""
+    if not future.cancelled():
+        future.exception()

@@ -106,6 +106,7 @@ class Reply:
         self._sender: DeltaCoalescer | None = None
         self._placeholder: Message | None = None
         self._opening: asyncio.Task[None] | None = None
+        self._announced = False  # assistant_started was sent (and the stream log started)
         self._stored_id: str | None = None
         self._prompt: list[ChatMessage] = []
         self._sources: list[Source] = []
@@ -178,42 +179,54 @@ class Reply:
         if room is None:
             raise not_found("room")
         self.model_id = env.preparer.model_for(room, self._requested_model)
+        self._stored_id = new_id()  # known before the insert, should it be cut short
+        # The room hears of the reply at once, and the placeholder is stored while the
+        # prompt is built and the provider answers: between the provider's first token
+        # and the first delta there is only the emit (checkpoints wait for the insert).
+        await self._announce()
+        self._opening = asyncio.create_task(self._store(), name=f"reply-open-{self.room_id}")
+        self._opening.add_done_callback(self._on_stored)
         if self._context:
             request, self._sources = await env.preparer.prepare(
-                room, self.reply_to, self.requested_by, self.model_id
+                room, self.reply_to, self.requested_by, self.model_id, self._ticket.probe
             )
         else:
             request = env.preparer.bare(room, self.reply_to, self.requested_by, self.model_id)
         self._prompt = request.messages
-        self._stored_id = new_id()  # known before the insert, should it be cut short
-        # The provider is asked at once; storing the placeholder and telling the room
-        # happen meanwhile, and the first delta waits only for them, not the reverse.
-        self._opening = asyncio.create_task(self._open(), name=f"reply-open-{self.room_id}")
-        try:  # the message id is known before the insert: sources may tag what they send
-            await self._consume(replace(request, message_id=self._stored_id))
-        finally:
-            await self._opened_anyway()
+        # The message id is known before the insert: sources may tag what they send.
+        await self._consume(replace(request, message_id=self._stored_id))
 
-    async def _open(self) -> None:
+    async def _announce(self) -> None:
         env = self._env
         assert self._stored_id is not None and self.model_id is not None
-        self._placeholder, _ = await env.messages.append({
-            "_id": self._stored_id, "room_id": self.room_id, "role": "assistant", "author": None,
-            "content": "", "file_ids": [], "reply_to": self.reply_to.message_id,
-            "status": "streaming", "model": self.model_id, "requested_by": self.requested_by,
-            "path": self.kind, "created_at": utcnow(), "checkpoint_at": utcnow(),
-        })
-        self.message_id = self._placeholder.message_id
+        self.message_id = self._stored_id
+        await env.streams.start(self.room_id, self.message_id, env.node_id)
+        self._announced = True
         if self.state == "preparing":
             self.state = "streaming"
-        await env.streams.start(self.room_id, self.message_id, env.node_id)
         await env.emitter.assistant_started(
             self.room_id, self.message_id, self.reply_to.message_id, self.model_id
         )
         env.listeners.started(self.room_id, self.message_id, self.reply_to.message_id)
 
+    async def _store(self) -> None:
+        assert self._stored_id is not None
+        self._placeholder, _ = await self._env.messages.append({
+            "_id": self._stored_id, "room_id": self.room_id, "role": "assistant", "author": None,
+            "content": "", "file_ids": [], "reply_to": self.reply_to.message_id,
+            "status": "streaming", "model": self.model_id, "requested_by": self.requested_by,
+            "path": self.kind, "created_at": utcnow(), "checkpoint_at": utcnow(),
+        })
+
+    def _on_stored(self, task: asyncio.Task[None]) -> None:
+        """A placeholder that could not be stored ends the reply (nothing would be saved)."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self._failure = self._failure or task.exception()
+        self.cancel("failure")
+
     async def _opened(self) -> None:
-        """Wait until the reply is stored and announced (before anything is sent)."""
+        """Wait until the placeholder is stored (before it is updated)."""
         if self._opening is not None:
             await asyncio.shield(self._opening)
 
@@ -272,6 +285,10 @@ class Reply:
                     PROVIDER_ERROR, f"the model sent nothing for {idle:g} s; the reply ends here"
                 ) from exc
             self._take(event, sender)
+            if sender.seq == 0 and isinstance(event, TextDelta) and event.text:
+                # A provider's first chunks often arrive together: the first one goes
+                # out before the rest of the burst is read.
+                await sender.first_out()
 
     def _take(self, event: LoopEvent, sender: DeltaCoalescer) -> None:
         if isinstance(event, TextDelta):
@@ -291,7 +308,6 @@ class Reply:
     # -- the sender's sinks -----------------------------------------------------------------
 
     async def _send_delta(self, seq: int, delta: str) -> None:
-        await self._opened()
         env, message_id = self._env, str(self.message_id)
         # Logged before it is broadcast, so a snapshot never misses a sent delta.
         await env.streams.append(message_id, seq, delta)
@@ -299,7 +315,6 @@ class Reply:
         env.listeners.delta(self.room_id, message_id, delta)
 
     async def _send_call(self, update: ToolCallUpdate) -> None:
-        await self._opened()
         call: dict[str, Any] = {"call_id": update.call_id, "name": update.name,
                                 "arguments": update.arguments, "status": update.status}
         if update.result is not None:
@@ -324,6 +339,7 @@ class Reply:
     async def _settle(self) -> None:
         env = self._env
         self.state = "settling"  # no longer shown as streaming, no longer stoppable
+        await self._opened_anyway()
         error = self._error
         if error is None and self._failure is not None:
             error = self._as_error(self._failure)
@@ -333,11 +349,16 @@ class Reply:
                 await self._attempt("cut-off message", env.messages.update(self._stored_id, {
                     "status": "error" if error else "cancelled",
                     "finish_reason": "error" if error else "cancelled"}))
+            if self._announced and self.message_id is not None:
+                await self._attempt("stream log", env.streams.finish(self.room_id,
+                                                                     self.message_id))
             if error is not None:
+                body: dict[str, Any] = {**error.as_dict(), "event": "send_message",
+                                        "room_id": self.room_id}
+                if self._announced:  # the room was told of it: this is how it ended
+                    body["message_id"] = self.message_id
                 await self._attempt("error event", env.emitter.error(
-                    room_channel(self.room_id),
-                    {**error.as_dict(), "event": "send_message", "room_id": self.room_id},
-                ))
+                    room_channel(self.room_id), body))
             env.listeners.failed(self.room_id, self.reply_to.message_id, error or AppError(
                 UNAVAILABLE, "the reply was cancelled before it started"))
             return

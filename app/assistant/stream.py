@@ -45,9 +45,14 @@ class DeltaCoalescer:
         self._wake = asyncio.Event()
         self._closing = False
         self._last_sent: float | None = None
+        self._first_out = asyncio.Event()  # the first delta went out (or the sender ended)
         self.seq = 0
         self.content = ""
         self.first_token_at: float | None = None
+
+    async def first_out(self) -> None:
+        """Wait until the first delta was sent (or the sender ended)."""
+        await self._first_out.wait()
 
     def push(self, text: str) -> None:
         """Queue new text (called for every provider delta)."""
@@ -77,6 +82,8 @@ class DeltaCoalescer:
             await self._loop()
         except Exception as exc:
             self._on_failure(exc)
+        finally:
+            self._first_out.set()
 
     async def _loop(self) -> None:
         next_checkpoint = time.monotonic() + self._checkpoint_every
@@ -95,7 +102,8 @@ class DeltaCoalescer:
                 continue
             wait = next_checkpoint - now if send_at is None else min(send_at, next_checkpoint) - now
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):  # no task of its own, unlike wait_for
+                    await self._wake.wait()
 
     def _send_at(self, now: float) -> float | None:
         """When the pending items are due: None when there are none."""
@@ -115,5 +123,6 @@ class DeltaCoalescer:
                 self.content += item
                 self._last_sent = time.monotonic()
                 await self._send_delta(self.seq, item)
+                self._first_out.set()
             else:
                 await self._send_call(item)

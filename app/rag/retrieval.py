@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 
-from app.assistant.policy import Retriever
+from app.assistant.policy import Retriever, Searchable
 from app.config import VectorSettings
 from app.models import Message, Room, Source, utcnow
 from app.rag.embeddings import Embedder
@@ -130,14 +130,18 @@ class RagRetriever(Retriever):
         self.embedder = embedder
         self.recall = recall
 
+    async def searchable(self, room: Room, asker_id: str | None) -> Searchable | None:
+        return await self._searchable(room, asker_id)
+
     async def retrieve(
-        self, room: Room, question: Message, *, recall: bool = True
+        self, room: Room, question: Message, *, recall: bool = True,
+        searchable: Searchable | None = None,
     ) -> tuple[list[Source], str]:
         """Sources and context text; nothing (never an error) when retrieval fails."""
         self.recall.request(room.room_id, question.seq)
         try:
             return await asyncio.wait_for(
-                self._retrieve(room, question, recall), RETRIEVE_TIMEOUT
+                self._retrieve(room, question, recall, searchable), RETRIEVE_TIMEOUT
             )
         except Exception:
             log.warning("retrieval failed in room %s", room.room_id, exc_info=True)
@@ -159,7 +163,7 @@ class RagRetriever(Retriever):
             room, asker_id if private else None, vector, top_k, has_files, has_docs
         )
 
-    async def _searchable(self, room: Room, asker: str | None) -> tuple[bool, bool, bool]:
+    async def _searchable(self, room: Room, asker: str | None) -> Searchable:
         """(room has ready files, asker has ready documents here, this is their private chat)."""
         # A member's private documents only ever serve their own one-member chat.
         private = (len(room.members) == 1 and room.visibility == "private"
@@ -189,7 +193,7 @@ class RagRetriever(Retriever):
         return [_source(h) for h in hits if h.metadata["document_id"] in live]
 
     async def _retrieve(
-        self, room: Room, question: Message, overflow: bool
+        self, room: Room, question: Message, overflow: bool, searchable: Searchable | None
     ) -> tuple[list[Source], str]:
         text = question.content.strip()
         asker = question.author.user_id if question.author else None
@@ -197,7 +201,7 @@ class RagRetriever(Retriever):
             return [], ""
         recall_upto = question.seq - self._settings.recall_skip_recent
         recall = overflow and self._settings.recall_top_k > 0 and recall_upto >= 1
-        has_files, has_docs, private = await self._searchable(room, asker)
+        has_files, has_docs, private = searchable or await self._searchable(room, asker)
         if not (has_files or has_docs or recall):
             return [], ""  # nothing to search: no embedding call
         vector = (await self.embedder.embed([text]))[0]
