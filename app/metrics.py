@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 # REST methods counted by name; anything else (aiohttp accepts any token) is `other`.
@@ -16,6 +18,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # (event, outcome) → its counter and latency children; both label sets are the
+        # server's own names, so this stays as small as they are.
+        self._event_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.connections = Gauge(
             "parlour_connections", "Open Socket.IO connections", ["namespace"], registry=r
         )
@@ -69,8 +74,14 @@ class Metrics:
         Label values come only from names the server defines: a label made of client
         input would let any client grow this registry (and /internal/metrics) forever.
         """
-        self.events.labels(event=name, outcome=outcome).inc()
-        self.event_latency.labels(event=name).observe(seconds)
+        key = (name, outcome)
+        children = self._event_children.get(key)
+        if children is None:  # labels() builds and checks its key each time: once is enough
+            children = (self.events.labels(event=name, outcome=outcome),
+                        self.event_latency.labels(event=name))
+            self._event_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def error(self, code: str) -> None:
         """Count one error answered to a client."""

@@ -168,11 +168,15 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 await self._emitter.error(sid, body)
         elapsed = time.perf_counter() - started
         self._metrics.event(label, code, elapsed)
-        log.info(
-            "event %s sid=%s outcome=%s duration_ms=%.1f",
-            shown, sid, code, elapsed * 1000,
-            extra={"event": shown, "outcome": code, "duration_ms": round(elapsed * 1000, 1)},
-        )
+        # One line per event: refusals and failures at INFO, the rest at DEBUG (built
+        # only when that level is on: it is the commonest line the server writes).
+        level = logging.DEBUG if code == "ok" else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level, "event %s sid=%s outcome=%s duration_ms=%.1f",
+                shown, sid, code, elapsed * 1000,
+                extra={"event": shown, "outcome": code, "duration_ms": round(elapsed * 1000, 1)},
+            )
         return reply
 
     async def _auth_refresh(self, sid: str, principal: Principal, payload: Any) -> dict[str, Any]:

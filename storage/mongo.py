@@ -74,7 +74,14 @@ class Mongo:
             unique=True,
             partialFilterExpression={"client_msg_id": {"$type": "string"}},
         )
-        await self.messages.create_index("status")
+        # Only replies still streaming are indexed (what the sweep for replies a dead node
+        # left asks for): a finished message, nearly every one, costs no entry here.
+        await self.messages.create_index(
+            [("status", ASCENDING), ("checkpoint_at", ASCENDING)], name="streaming_replies",
+            partialFilterExpression={"status": "streaming"},
+        )
+        if "status_1" in await self.messages.index_information():
+            await self.messages.drop_index("status_1")  # an index of every message (older data)
         await self.refresh_tokens.create_index("family_id")
         await self.refresh_tokens.create_index("user_id")
         await self.db["identities"].create_index("user_id")

@@ -35,7 +35,7 @@ MAX_GROUP = 256  # messages per insert_many
 MAX_WAITING = 10_000  # appends waiting for the writer; more is refused (unavailable)
 MAX_ATTEMPTS = 16  # seq collisions with other nodes before an append gives up
 KNOWN_ROOMS = 10_000  # rooms whose last seq is remembered
-ROOMS_DELAY = 0.25  # seconds the rooms' last_seq / last_activity_at may lag behind
+ROOMS_DELAY = 1.0  # seconds the rooms' last_seq / last_activity_at may lag behind
 
 
 @dataclass(slots=True)

@@ -53,7 +53,7 @@ async def test_two_nodes_writing_one_room_give_every_message_its_own_seq(
     assert stored == list(range(1, 151))
     assert len({m["content"] for m in page["messages"]}) == 150
     # The room shows its last seq on either node (another node's writes follow within
-    # a fraction of a second: storage/seq.py ROOMS_DELAY).
+    # a second: storage/seq.py ROOMS_DELAY).
     for node in (one, two):
         for _ in range(40):
             status, chat = await node.request("GET", f"/api/v1/chat/{room_id}", alice)
