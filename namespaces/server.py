@@ -13,6 +13,7 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from app.events import user_channel
+from namespaces import eio
 from storage.control import ControlBus
 
 REALTIME = "/assistant/realtime"
@@ -36,14 +37,40 @@ class OrjsonModule:
 
 
 class ParlourPacket(socketio.packet.Packet):  # type: ignore[misc]
-    """python-socketio's packet with a cheaper check for binary data (every packet sent).
+    """python-socketio's packet, encoded with one orjson call (every packet sent).
 
-    The stock check builds a list and reduces it with a lambda at every level; this one
-    walks the same values with a stack and stops at the first bytes.
+    The stock packet walks the data for bytes (a list built and reduced at every level)
+    before it is encoded. Here the data is serialized at once: orjson refuses bytes, so
+    data it writes has none and that encoding is the one sent. Only data it refuses
+    (binary attachments) takes the stock path.
     """
+
+    def __init__(self, packet_type: int = sio_packet.EVENT, data: Any = None,
+                 namespace: str | None = None, id: int | None = None,
+                 binary: bool | None = None, encoded_packet: Any = None) -> None:
+        self._encoded: str | None = None
+        if encoded_packet is None and binary is None and data is not None and \
+                packet_type in (sio_packet.EVENT, sio_packet.ACK):
+            try:
+                self._encoded = orjson.dumps(data).decode()
+                binary = False
+            except TypeError:
+                pass  # bytes inside: the stock check finds them
+        super().__init__(packet_type, data, namespace, id, binary, encoded_packet)
+
+    def encode(self) -> Any:
+        if self._encoded is None or self.packet_type not in (sio_packet.EVENT, sio_packet.ACK):
+            return super().encode()
+        head = str(self.packet_type)
+        if self.namespace is not None and self.namespace != "/":
+            head += self.namespace + ","
+        if self.id is not None:
+            head += str(self.id)
+        return head + self._encoded
 
     @classmethod
     def data_is_binary(cls, data: Any) -> bool:
+        """The stock check without its lists and lambdas (a stack, stops at the first bytes)."""
         stack = [data]
         while stack:
             item = stack.pop()
@@ -62,6 +89,10 @@ class ParlourServer(socketio.AsyncServer):  # type: ignore[misc]
     python-socketio drops a handler's return value when no ack id was sent; our
     namespaces then emit an `error` event instead, so no failure goes unanswered.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        eio.install()  # sockets' writers wait without a task each (namespaces/eio.py)
 
     async def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: Any
