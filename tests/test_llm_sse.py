@@ -8,6 +8,7 @@ consumer that stops early.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -107,6 +108,14 @@ def routes(stub: Stub) -> web.Application:
         await asyncio.sleep(2)
         return response
 
+    async def linger(request: web.Request) -> web.StreamResponse:
+        """[DONE], then the body does not end for a while."""
+        response = await start(stub, request)
+        await response.write(sse({**chunk("only", "stop"), "usage": USAGE})
+                             + b"data: [DONE]\n\n")
+        await asyncio.sleep(1.5)
+        return response
+
     async def huge(request: web.Request) -> web.StreamResponse:
         response = await start(stub, request)
         await response.write(b"data: " + b"x" * (MAX_SSE_LINE + 10) + b"\n\n")
@@ -117,7 +126,7 @@ def routes(stub: Stub) -> web.Application:
     for name, handler in (("split", split), ("plain", plain), ("overflow", overflow),
                           ("midstream", midstream), ("llama_error", llama_error),
                           ("flaky", flaky), ("endless", endless), ("stall", stall),
-                          ("huge", huge)):
+                          ("linger", linger), ("huge", huge)):
         app.router.add_post(f"/{name}/v1/chat/completions", handler)
     return app
 
@@ -219,3 +228,16 @@ async def test_stalled_stream_and_runaway_line_are_provider_errors(stub: Stub) -
     assert events == [] and error is not None and error.code == PROVIDER_ERROR
     assert "too long" in error.message
 
+
+
+async def test_stream_end_does_not_wait_for_the_body_to_end(stub: Stub) -> None:
+    compat = provider(stub, "linger")
+    started = time.monotonic()
+    arrivals: list[float] = []
+    async for event in compat.stream_chat([ChatMessage("user", "hi")], "m", ChatParams()):
+        arrivals.append(time.monotonic() - started)
+        if isinstance(event, StreamEnd):
+            assert event.finish_reason == "stop" and not event.usage_estimated
+    await compat.close()
+    assert len(arrivals) == 2 and arrivals[-1] < 0.3
+    assert time.monotonic() - started < 1.4  # the wait for the body's end is short

@@ -156,6 +156,11 @@ class OpenAICompatProvider:
         }
         try:
             response = await self._http.open("/chat/completions", body)
+        except UpstreamStatusError as exc:
+            raise self._status_error(exc) from exc
+        except UpstreamError as exc:
+            raise self._error(str(exc)) from exc
+        try:
             try:
                 async with contextlib.aclosing(self._http.events(response)) as chunks:
                     async for chunk in chunks:
@@ -174,25 +179,26 @@ class OpenAICompatProvider:
                         raw_usage = chunk.get("usage")
                         if isinstance(raw_usage, dict):
                             usage = _usage(raw_usage)
-            finally:
-                # Back to the pool when read to the end; closed when the consumer stopped early.
-                response.release()
-        except UpstreamStatusError as exc:
-            overflow = self._context_overflow(exc)
-            if overflow is not None:
-                raise overflow from exc
-            raise self._error(exc.message) from exc
-        except (UpstreamError, ToolCallOverflow) as exc:
-            raise self._error(str(exc) or type(exc).__name__) from exc
-        if finish is None:
-            raise self._error("the stream ended before the reply was complete")
-        estimated = usage is None
-        if usage is None:
-            usage = TokenUsage(count_messages(messages), count_tokens("".join(output)))
-        tool_calls = calls.calls()
-        # Some servers end a tool turn with "stop": the calls themselves are what counts.
-        done: FinishReason = "tool_calls" if tool_calls else normalize_finish_reason(finish)
-        yield StreamEnd(usage, done, usage_estimated=estimated, tool_calls=tool_calls)
+            except (UpstreamError, ToolCallOverflow) as exc:
+                raise self._error(str(exc) or type(exc).__name__) from exc
+            if finish is None:
+                raise self._error("the stream ended before the reply was complete")
+            estimated = usage is None
+            if usage is None:
+                usage = TokenUsage(count_messages(messages), count_tokens("".join(output)))
+            tool_calls = calls.calls()
+            # Some servers end a tool turn with "stop": the calls themselves are what counts.
+            done: FinishReason = "tool_calls" if tool_calls else normalize_finish_reason(finish)
+            yield StreamEnd(usage, done, usage_estimated=estimated, tool_calls=tool_calls)
+            # After the StreamEnd, so the reply never waits for the body's last bytes.
+            await self._http.drain(response)
+        finally:
+            # Back to the pool when read to the end; closed when the consumer stopped early.
+            response.release()
+
+    def _status_error(self, exc: UpstreamStatusError) -> AppError:
+        """The context-window error when the request did not fit, else provider_error."""
+        return self._context_overflow(exc) or self._error(exc.message)
 
     def _context_overflow(self, exc: UpstreamStatusError) -> AppError | None:
         """`payload_too_large` naming the context window when the request did not fit."""

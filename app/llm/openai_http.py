@@ -11,8 +11,10 @@ import contextlib
 import os
 import random
 import ssl
+import urllib.request
 from collections.abc import AsyncGenerator
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import certifi
@@ -49,6 +51,14 @@ def _ssl_context(base_url: str) -> ssl.SSLContext | bool:
     if base_url.startswith("https:"):
         return ssl.create_default_context(cafile=certifi.where())
     return True
+
+
+def _env_proxy(base_url: str) -> str | None:
+    """HTTP(S)_PROXY / NO_PROXY, as httpx (the SDK) honoured them; read once, not per request."""
+    parts = urlsplit(base_url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies_environment().get(parts.scheme)
 
 
 def _error_message(status: int, raw: bytes) -> tuple[str, object]:
@@ -124,6 +134,7 @@ class OpenAIStreamClient:
             total=None, connect=timeout_seconds, sock_connect=timeout_seconds,
             sock_read=timeout_seconds,
         )
+        self._proxy = _env_proxy(self.base_url)
         self._session: aiohttp.ClientSession | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
@@ -151,7 +162,7 @@ class OpenAIStreamClient:
         attempt = 0
         while True:
             try:
-                response = await session.post(url, data=payload)
+                response = await session.post(url, data=payload, proxy=self._proxy)
             except aiohttp.SocketTimeoutError as exc:
                 raise UpstreamError(f"no answer within {self.timeout_seconds:g} s") from exc
             except (aiohttp.ClientSSLError, aiohttp.InvalidURL) as exc:
@@ -197,7 +208,6 @@ class OpenAIStreamClient:
                 if line.startswith(b"data:"):
                     data = line[5:].strip()
                     if data.startswith(b"[DONE]"):
-                        await self._drain(response)
                         return
                     parsed = orjson.loads(data)
                     if isinstance(parsed, dict):
@@ -224,7 +234,7 @@ class OpenAIStreamClient:
             raise UpstreamError(f"a server-sent event line is too long: {exc}") from exc
 
     @staticmethod
-    async def _drain(response: aiohttp.ClientResponse) -> None:
+    async def drain(response: aiohttp.ClientResponse) -> None:
         """Read what follows [DONE] so the connection can be reused; give up quickly."""
         with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
             async with asyncio.timeout(DRAIN_SECONDS):
