@@ -135,13 +135,15 @@ class OpenAIStreamClient:
             sock_read=timeout_seconds,
         )
         self._proxy = _env_proxy(self.base_url)
+        # Loaded here (at start-up) rather than on the event loop at the first request.
+        self._ssl = _ssl_context(self.base_url)
         self._session: aiohttp.ClientSession | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
                 limit=POOL_SIZE, keepalive_timeout=KEEPALIVE_SECONDS,
-                ssl=_ssl_context(self.base_url),
+                ssl=self._ssl,
             )
             # StreamReader's line limit is twice read_bufsize.
             self._session = aiohttp.ClientSession(
