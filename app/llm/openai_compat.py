@@ -1,15 +1,13 @@
-"""OpenAI and any OpenAI-compatible server (llama.cpp, Ollama, vLLM) through the openai SDK."""
+"""OpenAI and any OpenAI-compatible server (llama.cpp, Ollama, vLLM), streamed over aiohttp."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, cast
 
-import httpx
-import openai
-from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
-from openai.types.completion_usage import CompletionUsage
+from openai.types.chat import ChatCompletionMessageParam
 
 from app.errors import PAYLOAD_TOO_LARGE, PROVIDER_ERROR, AppError
 from app.llm.base import (
@@ -22,6 +20,7 @@ from app.llm.base import (
     TokenUsage,
     normalize_finish_reason,
 )
+from app.llm.openai_http import OpenAIStreamClient, UpstreamError, UpstreamStatusError
 from app.llm.parts import user_content
 from app.llm.tokens import count_messages, count_tokens
 from app.llm.tool_calls import (
@@ -57,14 +56,26 @@ def to_openai_messages(messages: Sequence[ChatMessage]) -> list[ChatCompletionMe
     return converted
 
 
-def _usage(raw: CompletionUsage) -> TokenUsage:
-    details = raw.prompt_tokens_details
-    cached = details.cached_tokens if details is not None else None
+def _count(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _usage(raw: dict[str, Any]) -> TokenUsage:
+    """A chunk's `usage`, with `prompt_tokens_details.cached_tokens` when reported."""
+    details = raw.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
     return TokenUsage(
-        input_tokens=raw.prompt_tokens,
-        output_tokens=raw.completion_tokens,
-        cached_tokens=cached or 0,
+        input_tokens=_count(raw.get("prompt_tokens")),
+        output_tokens=_count(raw.get("completion_tokens")),
+        cached_tokens=_count(cached),
     )
+
+
+def _first_choice(chunk: dict[str, Any]) -> dict[str, Any] | None:
+    choices = chunk.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        return choices[0]
+    return None
 
 
 class OpenAICompatProvider:
@@ -92,11 +103,8 @@ class OpenAICompatProvider:
         self._context_setting = context_setting
         # OpenAI's newer models take `max_completion_tokens`; other servers `max_tokens`.
         self._max_tokens_field = max_tokens_field
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout_seconds,
-            max_retries=max_retries,
+        self._http = OpenAIStreamClient(
+            base_url, api_key, timeout_seconds=timeout_seconds, max_retries=max_retries
         )
 
     @property
@@ -139,58 +147,62 @@ class OpenAICompatProvider:
         usage: TokenUsage | None = None
         output: list[str] = []
         calls = ToolCallAssembler()
+        body = {
+            "model": model,
+            "messages": to_openai_messages(messages),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **self._request_options(params),
+        }
         try:
-            # What chat.completions.create(stream=True) sends, minus its recursive
-            # transform of the body: our messages are plain JSON already, and that
-            # transform is the most CPU between send_message and the request.
-            stream = await self._client.post(
-                "/chat/completions",
-                body={
-                    "model": model,
-                    "messages": to_openai_messages(messages),
-                    "stream": True,
-                    "stream_options": {"include_usage": True},
-                    **self._request_options(params),
-                },
-                cast_to=ChatCompletion,
-                stream=True,
-                stream_cls=openai.AsyncStream[ChatCompletionChunk],
-            )
-            async with stream:
-                async for chunk in stream:
-                    for event in self._chunk_events(chunk):
-                        output.append(event.text)
-                        yield event
-                    if chunk.choices and chunk.choices[0].delta is not None:
-                        calls.add_delta(chunk.choices[0].delta.tool_calls)
-                    if chunk.choices and chunk.choices[0].finish_reason is not None:
-                        finish = chunk.choices[0].finish_reason
-                    if chunk.usage is not None:
-                        usage = _usage(chunk.usage)
-        except openai.OpenAIError as exc:
-            overflow = self._context_overflow(exc)
-            if overflow is not None:
-                raise overflow from exc
-            message = exc.message if isinstance(exc, openai.APIError) else str(exc)
-            raise self._error(message or type(exc).__name__) from exc
-        except httpx.HTTPError as exc:
-            # openai<3 lets a connection dropped mid-stream surface as a raw httpx error.
-            raise self._error(str(exc) or type(exc).__name__) from exc
-        except ToolCallOverflow as exc:
+            response = await self._http.open("/chat/completions", body)
+        except UpstreamStatusError as exc:
+            raise self._status_error(exc) from exc
+        except UpstreamError as exc:
             raise self._error(str(exc)) from exc
-        if finish is None:
-            raise self._error("the stream ended before the reply was complete")
-        estimated = usage is None
-        if usage is None:
-            usage = TokenUsage(count_messages(messages), count_tokens("".join(output)))
-        tool_calls = calls.calls()
-        # Some servers end a tool turn with "stop": the calls themselves are what counts.
-        reason: FinishReason = "tool_calls" if tool_calls else normalize_finish_reason(finish)
-        yield StreamEnd(usage, reason, usage_estimated=estimated, tool_calls=tool_calls)
+        try:
+            try:
+                async with contextlib.aclosing(self._http.events(response)) as chunks:
+                    async for chunk in chunks:
+                        choice = _first_choice(chunk)
+                        if choice is not None:
+                            delta = choice.get("delta")
+                            if isinstance(delta, dict):
+                                text = delta.get("content")
+                                if text and isinstance(text, str):
+                                    output.append(text)
+                                    yield TextDelta(text)
+                                calls.add_delta(delta.get("tool_calls"))
+                            reason = choice.get("finish_reason")
+                            if isinstance(reason, str):
+                                finish = reason
+                        raw_usage = chunk.get("usage")
+                        if isinstance(raw_usage, dict):
+                            usage = _usage(raw_usage)
+            except (UpstreamError, ToolCallOverflow) as exc:
+                raise self._error(str(exc) or type(exc).__name__) from exc
+            if finish is None:
+                raise self._error("the stream ended before the reply was complete")
+            estimated = usage is None
+            if usage is None:
+                usage = TokenUsage(count_messages(messages), count_tokens("".join(output)))
+            tool_calls = calls.calls()
+            # Some servers end a tool turn with "stop": the calls themselves are what counts.
+            done: FinishReason = "tool_calls" if tool_calls else normalize_finish_reason(finish)
+            yield StreamEnd(usage, done, usage_estimated=estimated, tool_calls=tool_calls)
+            # After the StreamEnd, so the reply never waits for the body's last bytes.
+            await self._http.drain(response)
+        finally:
+            # Back to the pool when read to the end; closed when the consumer stopped early.
+            response.release()
 
-    def _context_overflow(self, exc: openai.OpenAIError) -> AppError | None:
+    def _status_error(self, exc: UpstreamStatusError) -> AppError:
+        """The context-window error when the request did not fit, else provider_error."""
+        return self._context_overflow(exc) or self._error(exc.message)
+
+    def _context_overflow(self, exc: UpstreamStatusError) -> AppError | None:
         """`payload_too_large` naming the context window when the request did not fit."""
-        if not isinstance(exc, openai.BadRequestError):
+        if exc.status != 400:
             return None
         body = exc.body if isinstance(exc.body, dict) else {}
         text = f"{exc.message} {body.get('type', '')} {body.get('code', '')}".lower()
@@ -212,14 +224,6 @@ class OpenAICompatProvider:
             f"{fix}",
         )
 
-    @staticmethod
-    def _chunk_events(chunk: ChatCompletionChunk) -> list[TextDelta]:
-        return [
-            TextDelta(choice.delta.content)
-            for choice in chunk.choices[:1]
-            if choice.delta is not None and choice.delta.content
-        ]
-
     async def close(self) -> None:
-        """Close the SDK's HTTP connection pool."""
-        await self._client.close()
+        """Close the HTTP connection pool."""
+        await self._http.close()

@@ -39,6 +39,10 @@ def openai_tool_message_fields(message: ChatMessage) -> dict[str, Any]:
     }
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 class ToolCallOverflow(ValueError):
     """The model asked for too many calls, or sent runaway arguments."""
 
@@ -76,14 +80,26 @@ class ToolCallAssembler:
                 raise ToolCallOverflow("the model's tool arguments are too long")
             partial.arguments.append(arguments)
 
-    def add_delta(self, delta_calls: Sequence[Any] | None) -> None:
-        """The `delta.tool_calls` of one OpenAI-shaped chunk (SDK objects)."""
-        for piece in delta_calls or ():
-            function = getattr(piece, "function", None)
-            self.add(
-                getattr(piece, "index", None), getattr(piece, "id", None),
-                getattr(function, "name", None), getattr(function, "arguments", None),
-            )
+    def add_delta(self, delta_calls: object) -> None:
+        """The `delta.tool_calls` of one OpenAI-shaped chunk (parsed JSON or SDK objects)."""
+        if not isinstance(delta_calls, Sequence) or isinstance(delta_calls, str):
+            return
+        for piece in delta_calls:
+            if isinstance(piece, dict):
+                function = piece.get("function")
+                if not isinstance(function, dict):
+                    function = {}
+                index = piece.get("index")
+                self.add(
+                    index if isinstance(index, int) else None, _text(piece.get("id")),
+                    _text(function.get("name")), _text(function.get("arguments")),
+                )
+            else:
+                function = getattr(piece, "function", None)
+                self.add(
+                    getattr(piece, "index", None), getattr(piece, "id", None),
+                    getattr(function, "name", None), getattr(function, "arguments", None),
+                )
 
     def calls(self) -> tuple[ToolCall, ...]:
         """The assembled calls in index order, each with a unique id."""
