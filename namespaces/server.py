@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -152,8 +153,36 @@ class ParlourManager(socketio.AsyncManager):  # type: ignore[misc]
                            callback=callback, to=to, **kwargs)
 
 
+class PubSubJson:
+    """The Redis manager's wire format: orjson bytes with `method` and `host_id` first.
+
+    Still the JSON python-socketio publishes (any node can read it), but with those two
+    keys in front a node recognises its own publications, which Redis hands back to it
+    like to every subscriber, by their first bytes, without parsing them.
+    """
+
+    @staticmethod
+    def dumps(obj: dict[str, Any], **_: Any) -> bytes:
+        return orjson.dumps({"method": obj.get("method"), "host_id": obj.get("host_id"), **obj})
+
+    @staticmethod
+    def loads(data: str | bytes, **_: Any) -> Any:
+        return orjson.loads(data)
+
+
+# What a node ignores when it hears it from itself (python-socketio's listener does the
+# same after parsing); a "callback" names the host it is *for* and is never skipped.
+_OWN_METHODS = ("emit", "disconnect", "enter_room", "leave_room", "close_room")
+
+
 class ParlourRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """python-socketio's Redis manager, keeping the clients it replaces when it reconnects.
+    """python-socketio's Redis manager: local sockets at once, Redis for the other nodes.
+
+    An emit without a callback or binary data is encoded once and queued on this node's
+    sockets (deliver_local), then published once for the other nodes, which deliver it to
+    theirs the same way; a node drops its own publication when Redis hands it back, by
+    its prefix (PubSubJson). Callbacks and binary attachments take python-socketio's own
+    path (which also delivers locally first and publishes once).
 
     Its reconnect (`_redis_connect`, after Redis went away) drops the previous client
     and pub/sub without closing them, so their sockets leak. They are kept here and
@@ -166,9 +195,44 @@ class ParlourRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.replaced: list[Any] = []
         self.closing: set[asyncio.Task[None]] = set()
+        self.json = PubSubJson
+        host = self.host_id.encode()
+        self._own = tuple(b'{"method":"%s","host_id":"%s"' % (m.encode(), host)
+                          for m in _OWN_METHODS)
+
+    def initialize(self) -> None:
+        super().initialize()  # it sets the server's JSON module; ours is for Redis
+        self.json = PubSubJson
+
+    async def emit(self, event: str, data: Any, namespace: str | None = None,
+                   room: Any = None, skip_sid: Any = None, callback: Any = None,
+                   to: Any = None, **kwargs: Any) -> None:
+        room = to or room
+        args = list(data) if isinstance(data, tuple) else [data]
+        if (callback is not None or kwargs.get("ignore_queue")
+                or ParlourPacket.data_is_binary(args)):
+            await super().emit(event, data, namespace=namespace, room=room,
+                               skip_sid=skip_sid, callback=callback, **kwargs)
+            return
+        namespace = namespace or "/"
+        deliver_local(self, event, data, namespace, room, skip_sid)
+        await self._publish({"method": "emit", "host_id": self.host_id, "event": event,
+                             "data": args, "binary": False, "namespace": namespace,
+                             "room": room, "skip_sid": skip_sid, "callback": None})
+
+    async def _listen(self) -> AsyncIterator[Any]:
+        # Parsed here, so python-socketio's listener takes the dict as it is.
+        own = self._own
+        async for data in super()._listen():
+            if isinstance(data, bytes) and data.startswith(own):
+                continue
+            try:
+                yield orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
-        # The local half of every emit (this node's, and those heard from other nodes).
+        # Emits heard from other nodes (and python-socketio's own local half).
         if message.get("callback") is None and not message.get("binary"):
             data = message["data"]
             if isinstance(data, list):
