@@ -22,6 +22,7 @@ import aiohttp
 import orjson
 
 from bench.eio import EioClient
+from bench.probe import Probe
 
 REALTIME = "/assistant/realtime"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -268,7 +269,7 @@ async def fanout(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
         for user in users[members - probes:]:
             ack = await owner.call("invite", {"room_id": room, "email": user["email"]})
             assert ack["ok"], ack
-        probe = await Probe.start({"room": room, "members": [
+        probe = await Probe.start({"room": room, "redis": spec.get("redis"), "members": [
             {"url": target.urls[node], "token": user["token"]}
             for node, user in zip((0, nodes - 1), users[members - probes:], strict=True)]})
     sent_at: dict[str, float] = {}
@@ -310,12 +311,18 @@ async def fanout(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
             window.t0 <= t <= window.t1 for t in local.values())
         e2e = [t - sent_at[c] for c, t in inside if c in sent_at]
         hop = [t - local[c] for c, t in inside if c in local]
+        published = arrivals["published"]
+        after_publish = [t - published[c] for c, t in inside if c in published]
         missing = sum(1 for c, t in local.items() if c not in far and t < window.t1 - 1)
         out.update({
             "redis_cpu_s": window.redis_cpu, "probe_cpu_s": arrivals["cpu_s"],
             "e2e_p50_ms": pct(e2e, 50) * 1000, "e2e_p99_ms": pct(e2e, 99) * 1000,
             "hop_p50_ms": pct(hop, 50) * 1000, "hop_p99_ms": pct(hop, 99) * 1000,
             "hop_max_ms": max(hop, default=float("nan")) * 1000,
+            # arrival on the last node minus the publication reaching a Redis subscriber:
+            # the receiving node's share (its listener, encode, socket writes)
+            "after_publish_p50_ms": pct(after_publish, 50) * 1000,
+            "after_publish_p99_ms": pct(after_publish, 99) * 1000,
             "probe_samples": len(hop), "probe_missing": missing,
             "probe_repeats": sum(m["repeats"] for m in arrivals["members"]),
             # Little's law: with S messages always in flight, the time a message waits is
@@ -327,33 +334,6 @@ async def fanout(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
     out["cpu_per_delivery_us"] = window.cpu / deliveries * 1e6 if deliveries else None
     out["deliveries_per_cpu_s"] = deliveries / window.cpu if window.cpu else None
     return out
-
-
-class Probe:
-    """bench/probe.py as a child process: started, READY awaited, its arrivals read."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self._proc = proc
-
-    @classmethod
-    async def start(cls, spec: dict[str, Any]) -> Probe:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.probe", orjson.dumps(spec).decode(),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), 60)
-        if line.strip() != b"READY":
-            proc.kill()
-            raise RuntimeError(f"probe did not start: {line[:300]!r}")
-        return cls(proc)
-
-    async def finish(self) -> dict[str, Any]:
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._proc.stdin.close()
-        out = await asyncio.wait_for(self._proc.stdout.read(), 60)
-        await self._proc.wait()
-        result: dict[str, Any] = orjson.loads(out.strip().splitlines()[-1])
-        return result
 
 
 async def stub_first_token(session: aiohttp.ClientSession, base: str) -> float:

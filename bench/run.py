@@ -343,70 +343,12 @@ def measure(stack: Stack, sizes: Sizes, mongo_uri: str, stub_url: str, only: set
     if cross and redis_url is None:
         log("cross-node: skipped (no redis-server)")
     if redis_url is not None:
-        cross_rows, raw["cross"] = cross_node(stack, sizes, base, mongo_uri, stub_url,
-                                              redis_url, log)
+        from bench.cross import cross_node  # it imports this module's helpers
+
+        cross_rows, raw["cross"] = cross_node(stack, sizes, {**base, "db_pids": DB_PIDS},
+                                              mongo_uri, stub_url, redis_url, log)
         rows += cross_rows
     return rows, raw
-
-
-def cross_node(stack: Stack, sizes: Sizes, base: dict[str, Any], mongo_uri: str,
-               stub_url: str, redis_url: str, log: Any) -> tuple[list[Row], dict[str, Any]]:
-    """One node with Redis, then two nodes sharing it: the same room, load and probes.
-
-    Two of the members are probes in their own idle process (bench/probe.py), one on the
-    senders' node, one on the other: their arrival times give the Redis hop alone and
-    the end-to-end latency, unskewed by the busy load generator.
-    """
-    log("cross-node")
-    redis_pids = [p.pid for p in stack.procs if p.name == "redis"]
-    spec = {**base, "scenario": "fanout", "target": "parlour", "probes": True,
-            "members": sizes.cross_members, "senders": sizes.cross_senders,
-            "db_pids": DB_PIDS, "redis_pids": redis_pids}
-    one = start_parlour(stack, "r1", parlour_config(
-        stack.tmp, "r1", mongo_uri, stub_url, redis_url))
-    single = load({**spec, "urls": [one.url], "pids": [one.pid]})
-    log(f"  fanout   1 node   {json.dumps(single)}")
-    two = start_parlour(stack, "r2", parlour_config(
-        stack.tmp, "r2", mongo_uri, stub_url, redis_url))
-    result = load({**spec, "urls": [one.url, two.url], "pids": [one.pid, two.pid]})
-    log(f"  fanout   2 nodes  {json.dumps(result)}")
-    logs = [p.log.read_text(errors="replace") for p in (one, two)]
-    errors = sum(text.count('"level":"ERROR"') for text in logs)
-    publish_errors = sum(text.count("Cannot publish") for text in logs)
-    stack.stop(two)
-    stack.stop(one)
-    raw = {"one_node": single, "two_nodes": result, "error_lines": errors,
-           "publish_errors": publish_errors}
-    cost = result["cpu_per_delivery_us"] / single["cpu_per_delivery_us"]
-    n1, n2 = result["node_cpu_s"]
-    lost = result["probe_missing"] + result["probe_repeats"]
-    clean = result["refused"] == 0 and errors == 0 and publish_errors == 0 and lost == 0
-    return [
-        Row(f"cross-node delivery through Redis, server CPU per delivery, two nodes / one "
-            f"node, both with Redis ({sizes.cross_senders} in flight, {sizes.cross_members} "
-            "members: senders on node 1, the rest on node 2)",
-            f"{_us(result['cpu_per_delivery_us'])} vs {_us(single['cpu_per_delivery_us'])} "
-            f"(node 1 {n1:.2f} s + node 2 {n2:.2f} s of CPU for {result['deliveries']} "
-            f"deliveries, against {single['cpu_s']:.2f} s for {single['deliveries']}; "
-            f"redis-server {result['redis_cpu_s']:.2f} s vs {single['redis_cpu_s']:.2f} s, "
-            "not counted)",
-            "—", f"{cost:.2f}x", "≤ 0.88x (kept)", cost <= 0.88 and clean),
-        Row("cross-node hop: arrival at a member on node 2 minus arrival of the same "
-            "message at a member on node 1, both in an idle probe process (p99, "
-            f"{sizes.cross_senders} in flight)",
-            f"{result['hop_p99_ms']:.1f} ms (p50 {result['hop_p50_ms']:.1f} ms, "
-            f"{result['probe_samples']} messages, {result['probe_missing']} lost, "
-            f"{result['probe_repeats']} repeated, {errors} error lines, "
-            f"{publish_errors} publish errors)",
-            "—", "—", "≤ 20 ms", result["hop_p99_ms"] <= 20 and clean),
-        Row("cross-node end to end: send → arrival at a member on node 2 (p99); with "
-            f"{sizes.cross_senders} always in flight a message waits in flight / throughput "
-            "(Little's law), set by the database's rate",
-            f"{result['e2e_p99_ms']:.1f} ms (p50 {result['e2e_p50_ms']:.1f} ms; "
-            f"{sizes.cross_senders} / {result['msgs_per_s']:.0f} msg/s = "
-            f"{result['queueing_ms']:.0f} ms; one node p99 {single['e2e_p99_ms']:.1f} ms)",
-            "—", "—", "(context)", None),
-    ], raw
 
 
 def machine() -> str:
