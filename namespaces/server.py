@@ -189,12 +189,18 @@ class ParlourRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     closed on shutdown; past a few outages the oldest are closed at once.
     """
 
+    connected: bool  # python-socketio's: False makes the next publish reconnect
     KEEP = 8
+    BATCH = 64  # publications per pipeline round trip at most
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.replaced: list[Any] = []
         self.closing: set[asyncio.Task[None]] = set()
+        # Publications waiting for the publisher task; one entry per emit awaiting it,
+        # so it is bounded by the emits in progress.
+        self.outbox: list[tuple[bytes, asyncio.Future[None]]] = []
+        self.publisher: asyncio.Task[None] | None = None
         self.json = PubSubJson
         host = self.host_id.encode()
         self._own = tuple(b'{"method":"%s","host_id":"%s"' % (m.encode(), host)
@@ -219,6 +225,48 @@ class ParlourRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         await self._publish({"method": "emit", "host_id": self.host_id, "event": event,
                              "data": args, "binary": False, "namespace": namespace,
                              "room": room, "skip_sid": skip_sid, "callback": None})
+
+    async def _publish(self, data: dict[str, Any]) -> None:
+        # One task publishes for every emit, over one connection, in emit order: what
+        # queued while a round trip was out goes in the next pipeline. (Stock, each
+        # concurrent emit takes a pooled connection of its own, up to the pool's 100,
+        # then fails.) The caller still returns once its message is published.
+        done = asyncio.get_running_loop().create_future()
+        self.outbox.append((self.json.dumps(data), done))
+        if self.publisher is None or self.publisher.done():
+            self.publisher = asyncio.create_task(self._publish_queued(), name="redis-publish")
+        await asyncio.shield(done)
+
+    async def _publish_queued(self) -> None:
+        while self.outbox:
+            batch = self.outbox[:self.BATCH]
+            del self.outbox[:self.BATCH]
+            try:
+                await self._publish_batch([payload for payload, _ in batch])
+            finally:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _publish_batch(self, payloads: list[bytes]) -> None:
+        # python-socketio's retry: reconnect once, then log and drop.
+        for retries_left in (1, 0):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                if len(payloads) == 1:
+                    await self.redis.publish(self.channel, payloads[0])
+                else:
+                    pipe = self.redis.pipeline(transaction=False)
+                    for payload in payloads:
+                        pipe.publish(self.channel, payload)
+                    await pipe.execute()
+                return
+            except Exception as exc:
+                self._get_logger().error(
+                    "Cannot publish to redis... %s", "retrying" if retries_left else "giving up",
+                    extra={"redis_exception": str(exc)})
+                self.connected = False
 
     async def _listen(self) -> AsyncIterator[Any]:
         # Parsed here, so python-socketio's listener takes the dict as it is.
@@ -272,6 +320,12 @@ async def close_client_manager(sio: socketio.AsyncServer) -> None:
         await asyncio.gather(thread, return_exceptions=True)
     clients = [getattr(manager, name, None) for name in ("pubsub", "redis")]
     if isinstance(manager, ParlourRedisManager):
+        if manager.publisher is not None:
+            manager.publisher.cancel()
+            await asyncio.gather(manager.publisher, return_exceptions=True)
+        for _, done in manager.outbox:
+            done.cancel()
+        manager.outbox = []
         clients += manager.replaced
         manager.replaced = []
         await asyncio.gather(*manager.closing, return_exceptions=True)

@@ -187,3 +187,22 @@ async def test_acks_and_binary_events_cross_nodes(nodes: tuple[Parlour, Parlour]
     await sio.emit("assistant_audio", audio, to=room_channel(room_id), namespace=REALTIME)
     for sock in (a, b):
         assert (await sock.wait("assistant_audio"))[0]["chunk"] == audio["chunk"]
+
+
+async def test_a_burst_of_emits_reaches_the_other_node_whole_and_in_order(
+    nodes: tuple[Parlour, Parlour],
+) -> None:
+    """300 emits at once (more than redis-py's pool of 100 connections, which one
+    connection per concurrent publish would exhaust): one publisher, in emit order."""
+    one, two = nodes
+    alice, bob = await one.signup(), await one.signup()
+    a, b = await one.socket(alice), await two.socket(bob)
+    room_id = (await a.ok("create_room", {"assistant_mode": "off"}))["room"]["room_id"]
+    await a.ok("invite", {"room_id": room_id, "email": bob.email})
+    await b.ok("join_room", {"room_id": room_id})
+    sio = one.runner.app[SIO]
+    await asyncio.gather(*(sio.emit("probe", {"n": n}, to=room_channel(room_id),
+                                    namespace=REALTIME) for n in range(300)))
+    for sock in (a, b):
+        got = await sock.wait("probe", count=300)
+        assert [d["n"] for d in got] == list(range(300))
