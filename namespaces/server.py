@@ -192,13 +192,13 @@ class ParlourRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     connected: bool  # python-socketio's: False makes the next publish reconnect
     KEEP = 8
     BATCH = 64  # publications per pipeline round trip at most
+    QUEUED = 2048  # past this many waiting, an emit waits for its publication
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.replaced: list[Any] = []
         self.closing: set[asyncio.Task[None]] = set()
-        # Publications waiting for the publisher task; one entry per emit awaiting it,
-        # so it is bounded by the emits in progress.
+        # Publications waiting for the publisher task (bounded: see _publish).
         self.outbox: list[tuple[bytes, asyncio.Future[None]]] = []
         self.publisher: asyncio.Task[None] | None = None
         self.json = PubSubJson
@@ -230,12 +230,14 @@ class ParlourRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         # One task publishes for every emit, over one connection, in emit order: what
         # queued while a round trip was out goes in the next pipeline. (Stock, each
         # concurrent emit takes a pooled connection of its own, up to the pool's 100,
-        # then fails.) The caller still returns once its message is published.
+        # then fails.) The emit does not wait for Redis (a failure was only logged
+        # anyway) unless QUEUED publications are already waiting: Redis slow or away.
         done = asyncio.get_running_loop().create_future()
         self.outbox.append((self.json.dumps(data), done))
         if self.publisher is None or self.publisher.done():
             self.publisher = asyncio.create_task(self._publish_queued(), name="redis-publish")
-        await asyncio.shield(done)
+        if len(self.outbox) > self.QUEUED:
+            await asyncio.shield(done)
 
     async def _publish_queued(self) -> None:
         while self.outbox:
@@ -320,7 +322,9 @@ async def close_client_manager(sio: socketio.AsyncServer) -> None:
         await asyncio.gather(thread, return_exceptions=True)
     clients = [getattr(manager, name, None) for name in ("pubsub", "redis")]
     if isinstance(manager, ParlourRedisManager):
-        if manager.publisher is not None:
+        if manager.publisher is not None:  # what is queued goes out, briefly
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(manager.publisher), 2)
             manager.publisher.cancel()
             await asyncio.gather(manager.publisher, return_exceptions=True)
         for _, done in manager.outbox:
