@@ -22,6 +22,7 @@ import aiohttp
 import orjson
 
 from bench.eio import EioClient
+from bench.probe import Probe
 
 REALTIME = "/assistant/realtime"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -61,10 +62,15 @@ class Window:
     """CPU of the servers and a counter between start() and stop()."""
 
     def __init__(self, pids: list[int], mark: str | None = None,
-                 others: list[int] | None = None) -> None:
+                 others: list[int] | None = None, redis: list[int] | None = None) -> None:
         self.pids = pids
         self.mark = mark  # a file created when the window opens (to attach a profiler)
         self.others = others or []  # reported beside, not counted (the database)
+        self.redis = redis or []  # likewise (redis-server, cross-node run)
+        self.by_pid: list[float] = []
+        self.redis_cpu = 0.0
+        self.self_cpu = 0.0  # the load generator's own CPU (is it the bottleneck?)
+        self.t0 = self.t1 = 0.0
         self.cpu = 0.0
         self.other_cpu = 0.0
         self.sys = 0.0
@@ -78,7 +84,10 @@ class Window:
         self._cpu0 = sum(cpu_seconds(p) for p in self.pids)
         self._sys0 = sum(sys_seconds(p) for p in self.pids)
         self._other0 = sum(cpu_seconds(p) for p in self.others)
-        self._t0 = time.perf_counter()
+        self._by_pid0 = [cpu_seconds(p) for p in self.pids]
+        self._redis0 = sum(cpu_seconds(p) for p in self.redis)
+        self._self0 = time.process_time()
+        self.t0 = time.perf_counter()
         self.open = True
 
     def stop(self) -> None:
@@ -86,7 +95,12 @@ class Window:
         self.cpu = sum(cpu_seconds(p) for p in self.pids) - self._cpu0
         self.sys = sum(sys_seconds(p) for p in self.pids) - self._sys0
         self.other_cpu = sum(cpu_seconds(p) for p in self.others) - self._other0
-        self.wall = time.perf_counter() - self._t0
+        self.by_pid = [cpu_seconds(p) - c for p, c in zip(self.pids, self._by_pid0,
+                                                             strict=True)]
+        self.redis_cpu = sum(cpu_seconds(p) for p in self.redis) - self._redis0
+        self.self_cpu = time.process_time() - self._self0
+        self.t1 = time.perf_counter()
+        self.wall = self.t1 - self.t0
 
 
 class Target:
@@ -230,10 +244,14 @@ async def fanout(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
     """One room of M members; S of them send, one message in flight each; deliveries counted.
 
     With two URLs, the senders are on the first node and the other members on the second
-    (cross-node), and the delivery latency is measured on the second node's members.
+    (cross-node). With `probes`, two of the M members (not senders) live in their own idle
+    process (bench/probe.py): one on the first node, one on the last. Their arrival times
+    give the latency send → member on the last node, and the hop alone: arrival on the
+    last node minus arrival of the same message on the senders' node.
     """
     members, senders = spec["members"], spec["senders"]
     nodes = len(target.urls)
+    probes = 2 if spec.get("probes") else 0
     users = await target.users(members)
     owner = await target.client(users[0], 0)
     room = await target.room(owner, assistant_mode="off")
@@ -245,24 +263,19 @@ async def fanout(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
             await target.add(owner, room, users[i], client)
         return client
 
-    clients = [owner, *await asyncio.gather(*(member(i) for i in range(1, members)))]
-    remote = clients[senders:] if nodes > 1 else []
+    clients = [owner, *await asyncio.gather(*(member(i) for i in range(1, members - probes)))]
+    probe = None
+    if probes:
+        for user in users[members - probes:]:
+            ack = await owner.call("invite", {"room_id": room, "email": user["email"]})
+            assert ack["ok"], ack
+        probe = await Probe.start({"room": room, "redis": spec.get("redis"), "members": [
+            {"url": target.urls[node], "token": user["token"]}
+            for node, user in zip((0, nodes - 1), users[members - probes:], strict=True)]})
     sent_at: dict[str, float] = {}
-    latencies: list[float] = []
-    window = Window(spec["pids"], spec.get("mark"), spec.get("db_pids"))
+    window = Window(spec["pids"], spec.get("mark"), spec.get("db_pids"),
+                    spec.get("redis_pids"))
     event = target.message_event
-    marker = '"content":"'
-
-    def on_event(name: str, body: str) -> None:
-        if name != event or not window.open:
-            return
-        start = body.index(marker) + len(marker)
-        sent = sent_at.get(body[start:body.index('"', start)])
-        if sent is not None:
-            latencies.append(time.perf_counter() - sent)
-
-    for client in remote:
-        client.hook = on_event
     counts0: list[int] = []
 
     async def tally() -> None:
@@ -273,25 +286,53 @@ async def fanout(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
 
     results = await asyncio.gather(
         senders_loop(target, [(c, room) for c in clients[:senders]], window,
-                     spec["warmup"], spec["duration"], sent_at if remote else None),
+                     spec["warmup"], spec["duration"], sent_at if probe else None),
         tally(),
     )
     stats = results[0]
     await asyncio.sleep(0.5)  # let the last deliveries land before closing
+    arrivals = await probe.finish() if probe else None
     for client in clients:
         await client.close()
     deliveries = counts0[1] - counts0[0]
-    out = {"messages": stats["ok"], "refused": stats["refused"], "deliveries": deliveries,
-           "members": members, "cpu_s": window.cpu, "wall_s": window.wall,
-           "sys_s": window.sys, "db_cpu_s": window.other_cpu,
-           "cpu_per_delivery_us": window.cpu / deliveries * 1e6 if deliveries else None,
-           "deliveries_per_cpu_s": deliveries / window.cpu if window.cpu else None,
-           "ack_p50_ms": pct(stats["latency"], 50) * 1000,
-           "ack_p99_ms": pct(stats["latency"], 99) * 1000}
-    if remote:
-        out["remote_p50_ms"] = pct(latencies, 50) * 1000
-        out["remote_p99_ms"] = pct(latencies, 99) * 1000
-        out["remote_samples"] = len(latencies)
+    out: dict[str, Any] = {
+        "messages": stats["ok"], "refused": stats["refused"], "members": members,
+        "cpu_s": window.cpu, "wall_s": window.wall, "sys_s": window.sys,
+        "db_cpu_s": window.other_cpu, "node_cpu_s": window.by_pid,
+        "loadgen_cpu_s": window.self_cpu,
+        "ack_p50_ms": pct(stats["latency"], 50) * 1000,
+        "ack_p99_ms": pct(stats["latency"], 99) * 1000,
+        "msgs_per_s": stats["ok"] / window.wall if window.wall else None,
+    }
+    if arrivals is not None:
+        local, far = (m["first"] for m in arrivals["members"])
+        inside = [(c, t) for c, t in far.items() if window.t0 <= t <= window.t1]
+        deliveries += len(inside) + sum(
+            window.t0 <= t <= window.t1 for t in local.values())
+        e2e = [t - sent_at[c] for c, t in inside if c in sent_at]
+        hop = [t - local[c] for c, t in inside if c in local]
+        published = arrivals["published"]
+        after_publish = [t - published[c] for c, t in inside if c in published]
+        missing = sum(1 for c, t in local.items() if c not in far and t < window.t1 - 1)
+        out.update({
+            "redis_cpu_s": window.redis_cpu, "probe_cpu_s": arrivals["cpu_s"],
+            "e2e_p50_ms": pct(e2e, 50) * 1000, "e2e_p99_ms": pct(e2e, 99) * 1000,
+            "hop_p50_ms": pct(hop, 50) * 1000, "hop_p99_ms": pct(hop, 99) * 1000,
+            "hop_max_ms": max(hop, default=float("nan")) * 1000,
+            # arrival on the last node minus the publication reaching a Redis subscriber:
+            # the receiving node's share (its listener, encode, socket writes)
+            "after_publish_p50_ms": pct(after_publish, 50) * 1000,
+            "after_publish_p99_ms": pct(after_publish, 99) * 1000,
+            "probe_samples": len(hop), "probe_missing": missing,
+            "probe_repeats": sum(m["repeats"] for m in arrivals["members"]),
+            # Little's law: with S messages always in flight, the time a message waits is
+            # S / throughput, whatever carries it.
+            "queueing_ms": senders / (stats["ok"] / window.wall) * 1000
+            if stats["ok"] else None,
+        })
+    out["deliveries"] = deliveries
+    out["cpu_per_delivery_us"] = window.cpu / deliveries * 1e6 if deliveries else None
+    out["deliveries_per_cpu_s"] = deliveries / window.cpu if window.cpu else None
     return out
 
 

@@ -343,34 +343,11 @@ def measure(stack: Stack, sizes: Sizes, mongo_uri: str, stub_url: str, only: set
     if cross and redis_url is None:
         log("cross-node: skipped (no redis-server)")
     if redis_url is not None:
-        log("cross-node")
-        one = start_parlour(stack, "r1", parlour_config(
-            stack.tmp, "r1", mongo_uri, stub_url, redis_url))
-        spec = {"members": sizes.cross_members, "senders": sizes.cross_senders}
-        single = run("fanout", one, "parlour", **spec)
-        two = start_parlour(stack, "r2", parlour_config(
-            stack.tmp, "r2", mongo_uri, stub_url, redis_url))
-        result = load({**base, **spec, "scenario": "fanout", "target": "parlour",
-                       "urls": [one.url, two.url], "pids": [one.pid, two.pid],
-                       "db_pids": DB_PIDS})
-        log(f"  fanout   2 nodes  {json.dumps(result)}")
-        errors = sum(p.log.read_text(errors="replace").count('"level":"ERROR"')
-                     for p in (one, two))
-        raw["cross"] = {"one_node": single, "two_nodes": result, "error_lines": errors}
-        cost = result["cpu_per_delivery_us"] / single["cpu_per_delivery_us"]
-        rows.append(Row(
-            f"cross-node delivery through Redis, CPU per delivery, two nodes / one node "
-            f"({sizes.cross_senders} in flight, {sizes.cross_members} members)",
-            f"{_us(result['cpu_per_delivery_us'])} vs {_us(single['cpu_per_delivery_us'])}",
-            "—", f"{cost:.2f}x", "≤ 0.88x (kept)",
-            cost <= 0.88 and result["refused"] == 0 and errors == 0))
-        rows.append(Row(
-            "cross-node delivery latency, send → member on the other node (p99)",
-            f"{result['remote_p99_ms']:.1f} ms (p50 {result['remote_p50_ms']:.1f} ms, "
-            f"{errors} error lines)",
-            "—", "—", "≤ 20 ms", result["remote_p99_ms"] <= 20 and errors == 0))
-        stack.stop(two)
-        stack.stop(one)
+        from bench.cross import cross_node  # it imports this module's helpers
+
+        cross_rows, raw["cross"] = cross_node(stack, sizes, {**base, "db_pids": DB_PIDS},
+                                              mongo_uri, stub_url, redis_url, log)
+        rows += cross_rows
     return rows, raw
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -183,23 +184,136 @@ class ParlourManager(socketio.AsyncManager):  # type: ignore[misc]
                            callback=callback, to=to, **kwargs)
 
 
+class PubSubJson:
+    """The Redis manager's wire format: orjson bytes with `method` and `host_id` first.
+
+    Still the JSON python-socketio publishes (any node can read it), but with those two
+    keys in front a node recognises its own publications, which Redis hands back to it
+    like to every subscriber, by their first bytes, without parsing them.
+    """
+
+    @staticmethod
+    def dumps(obj: dict[str, Any], **_: Any) -> bytes:
+        return orjson.dumps({"method": obj.get("method"), "host_id": obj.get("host_id"), **obj})
+
+    @staticmethod
+    def loads(data: str | bytes, **_: Any) -> Any:
+        return orjson.loads(data)
+
+
+# What a node ignores when it hears it from itself (python-socketio's listener does the
+# same after parsing); a "callback" names the host it is *for* and is never skipped.
+_OWN_METHODS = ("emit", "disconnect", "enter_room", "leave_room", "close_room")
+
+
 class ParlourRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """python-socketio's Redis manager, keeping the clients it replaces when it reconnects.
+    """python-socketio's Redis manager: local sockets at once, Redis for the other nodes.
+
+    An emit without a callback or binary data is encoded once and queued on this node's
+    sockets (deliver_local), then published once for the other nodes, which deliver it to
+    theirs the same way; a node drops its own publication when Redis hands it back, by
+    its prefix (PubSubJson). Callbacks and binary attachments take python-socketio's own
+    path (which also delivers locally first and publishes once).
 
     Its reconnect (`_redis_connect`, after Redis went away) drops the previous client
     and pub/sub without closing them, so their sockets leak. They are kept here and
     closed on shutdown; past a few outages the oldest are closed at once.
     """
 
+    connected: bool  # python-socketio's: False makes the next publish reconnect
     KEEP = 8
+    BATCH = 64  # publications per pipeline round trip at most
+    QUEUED = 2048  # past this many waiting, an emit waits for its publication
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.replaced: list[Any] = []
         self.closing: set[asyncio.Task[None]] = set()
+        # Publications waiting for the publisher task (bounded: see _publish).
+        self.outbox: list[tuple[bytes, asyncio.Future[None]]] = []
+        self.publisher: asyncio.Task[None] | None = None
+        self.json = PubSubJson
+        host = self.host_id.encode()
+        self._own = tuple(b'{"method":"%s","host_id":"%s"' % (m.encode(), host)
+                          for m in _OWN_METHODS)
+
+    def initialize(self) -> None:
+        super().initialize()  # it sets the server's JSON module; ours is for Redis
+        self.json = PubSubJson
+
+    async def emit(self, event: str, data: Any, namespace: str | None = None,
+                   room: Any = None, skip_sid: Any = None, callback: Any = None,
+                   to: Any = None, **kwargs: Any) -> None:
+        room = to or room
+        args = list(data) if isinstance(data, tuple) else [data]
+        if (callback is not None or kwargs.get("ignore_queue")
+                or ParlourPacket.data_is_binary(args)):
+            await super().emit(event, data, namespace=namespace, room=room,
+                               skip_sid=skip_sid, callback=callback, **kwargs)
+            return
+        namespace = namespace or "/"
+        deliver_local(self, event, data, namespace, room, skip_sid)
+        await self._publish({"method": "emit", "host_id": self.host_id, "event": event,
+                             "data": args, "binary": False, "namespace": namespace,
+                             "room": room, "skip_sid": skip_sid, "callback": None})
+
+    async def _publish(self, data: dict[str, Any]) -> None:
+        # One task publishes for every emit, over one connection, in emit order: what
+        # queued while a round trip was out goes in the next pipeline. (Stock, each
+        # concurrent emit takes a pooled connection of its own, up to the pool's 100,
+        # then fails.) The emit does not wait for Redis (a failure was only logged
+        # anyway) unless QUEUED publications are already waiting: Redis slow or away.
+        done = asyncio.get_running_loop().create_future()
+        self.outbox.append((self.json.dumps(data), done))
+        if self.publisher is None or self.publisher.done():
+            self.publisher = asyncio.create_task(self._publish_queued(), name="redis-publish")
+        if len(self.outbox) > self.QUEUED:
+            await asyncio.shield(done)
+
+    async def _publish_queued(self) -> None:
+        while self.outbox:
+            batch = self.outbox[:self.BATCH]
+            del self.outbox[:self.BATCH]
+            try:
+                await self._publish_batch([payload for payload, _ in batch])
+            finally:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _publish_batch(self, payloads: list[bytes]) -> None:
+        # python-socketio's retry: reconnect once, then log and drop.
+        for retries_left in (1, 0):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                if len(payloads) == 1:
+                    await self.redis.publish(self.channel, payloads[0])
+                else:
+                    pipe = self.redis.pipeline(transaction=False)
+                    for payload in payloads:
+                        pipe.publish(self.channel, payload)
+                    await pipe.execute()
+                return
+            except Exception as exc:
+                self._get_logger().error(
+                    "Cannot publish to redis... %s", "retrying" if retries_left else "giving up",
+                    extra={"redis_exception": str(exc)})
+                self.connected = False
+
+    async def _listen(self) -> AsyncIterator[Any]:
+        # Parsed here, so python-socketio's listener takes the dict as it is.
+        own = self._own
+        async for data in super()._listen():
+            if isinstance(data, bytes) and data.startswith(own):
+                continue
+            try:
+                yield orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
-        # The local half of every emit (this node's, and those heard from other nodes).
+        # Emits heard from other nodes (and python-socketio's own local half).
         if message.get("callback") is None and not message.get("binary"):
             data = message["data"]
             if isinstance(data, list):
@@ -239,6 +353,14 @@ async def close_client_manager(sio: socketio.AsyncServer) -> None:
         await asyncio.gather(thread, return_exceptions=True)
     clients = [getattr(manager, name, None) for name in ("pubsub", "redis")]
     if isinstance(manager, ParlourRedisManager):
+        if manager.publisher is not None:  # what is queued goes out, briefly
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(manager.publisher), 2)
+            manager.publisher.cancel()
+            await asyncio.gather(manager.publisher, return_exceptions=True)
+        for _, done in manager.outbox:
+            done.cancel()
+        manager.outbox = []
         clients += manager.replaced
         manager.replaced = []
         await asyncio.gather(*manager.closing, return_exceptions=True)

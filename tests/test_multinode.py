@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from app.events import room_channel
+from app.keys import SIO
+from namespaces.server import REALTIME
 from tests.client import Parlour, start_parlour
 from tests.scripted_provider import ScriptedProvider
 
@@ -136,3 +140,69 @@ async def test_presence_forgets_users_of_a_node_that_died(
     await a2.ok("join_room", {"room_id": room_id})
     joined = await b.wait("user_joined", where=lambda d: d["user"]["user_id"] == alice.user_id)
     assert joined
+
+
+async def test_room_messages_reach_every_socket_once_on_both_nodes(
+    nodes: tuple[Parlour, Parlour],
+) -> None:
+    """Each node delivers its own emits locally and hears only the other's from Redis:
+    a node that stopped hearing the other, or also delivered its own echo, fails here."""
+    one, two = nodes
+    alice, carol, bob = await one.signup(), await one.signup(), await one.signup()
+    a, c = await one.socket(alice), await one.socket(carol)
+    b = await two.socket(bob)
+    room_id = (await a.ok("create_room", {"assistant_mode": "off"}))["room"]["room_id"]
+    for user, sock in ((carol, c), (bob, b)):
+        await a.ok("invite", {"room_id": room_id, "email": user.email})
+        await sock.ok("join_room", {"room_id": room_id})
+    sent = [f"a{i}" for i in range(5)] + [f"b{i}" for i in range(5)] + ["a-end"]
+    for content in sent:
+        await (b if content.startswith("b") else a).ok(
+            "send_message", {"room_id": room_id, "content": content})
+    for sock in (a, b, c):
+        await sock.wait("message_received", count=len(sent))
+    await asyncio.sleep(0.3)  # an echo delivered twice would land meanwhile
+    for sock in (a, b, c):
+        got = [m["message"] for m in sock.named("message_received")]
+        assert sorted(m["content"] for m in got) == sorted(sent)
+        assert sorted(m["seq"] for m in got) == list(range(1, len(sent) + 1))
+
+
+async def test_acks_and_binary_events_cross_nodes(nodes: tuple[Parlour, Parlour]) -> None:
+    """The manager's other paths: an emit with a callback answered on the other node, and
+    binary data (assistant_audio) split into attachments on the way through Redis."""
+    one, two = nodes
+    alice, bob = await one.signup(), await one.signup()
+    a, b = await one.socket(alice), await two.socket(bob)
+    room_id = (await a.ok("create_room", {"assistant_mode": "off"}))["room"]["room_id"]
+    await a.ok("invite", {"room_id": room_id, "email": bob.email})
+    await b.ok("join_room", {"room_id": room_id})
+    sio = one.runner.app[SIO]
+    acked: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+    await sio.emit("probe", {"n": 1}, to=b.sio.get_sid(REALTIME), namespace=REALTIME,
+                   callback=lambda *args: acked.set_result(args))
+    assert await asyncio.wait_for(acked, 5) == ()  # the test client acks with nothing
+    assert b.named("probe") == [{"n": 1}]
+    audio = {"room_id": room_id, "chunk": b"\x00\x01\xfe\xff"}
+    await sio.emit("assistant_audio", audio, to=room_channel(room_id), namespace=REALTIME)
+    for sock in (a, b):
+        assert (await sock.wait("assistant_audio"))[0]["chunk"] == audio["chunk"]
+
+
+async def test_a_burst_of_emits_reaches_the_other_node_whole_and_in_order(
+    nodes: tuple[Parlour, Parlour],
+) -> None:
+    """300 emits at once (more than redis-py's pool of 100 connections, which one
+    connection per concurrent publish would exhaust): one publisher, in emit order."""
+    one, two = nodes
+    alice, bob = await one.signup(), await one.signup()
+    a, b = await one.socket(alice), await two.socket(bob)
+    room_id = (await a.ok("create_room", {"assistant_mode": "off"}))["room"]["room_id"]
+    await a.ok("invite", {"room_id": room_id, "email": bob.email})
+    await b.ok("join_room", {"room_id": room_id})
+    sio = one.runner.app[SIO]
+    await asyncio.gather(*(sio.emit("probe", {"n": n}, to=room_channel(room_id),
+                                    namespace=REALTIME) for n in range(300)))
+    for sock in (a, b):
+        got = await sock.wait("probe", count=300)
+        assert [d["n"] for d in got] == list(range(300))
