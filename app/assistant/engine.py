@@ -17,7 +17,7 @@ from typing import Any
 from app.assistant.accounting import Accounting
 from app.assistant.admission import AdmissionGate, Ticket
 from app.assistant.listeners import ReplyListeners
-from app.assistant.policy import Retriever, wants_reply_text
+from app.assistant.policy import Retriever, Searchable, wants_reply_text
 from app.assistant.prepare import ReplyPreparer
 from app.assistant.queue import RoomQueue
 from app.assistant.reply import Reply, ReplyEnv
@@ -133,11 +133,15 @@ class AssistantEngine:
             raise AppError(UNAVAILABLE, "the server is shutting down; try again shortly")
         ticket = await self.gate.admit(principal.user_id, room_id=room.room_id, kind=options.kind)
         if options.context:
-            probe = asyncio.ensure_future(
-                self._preparer.retriever.searchable(room, principal.user_id))
+            probe = asyncio.ensure_future(self._probe(room, principal.user_id))
             probe.add_done_callback(_quiet)  # unused when the message is not stored
             ticket.probe = probe
         return ticket
+
+    async def _probe(self, room: Room, asker_id: str) -> Searchable | None:
+        """What there is to search, asked once the question's insert went out first."""
+        await asyncio.sleep(0)  # the question is stored right after admission: it goes first
+        return await self._preparer.retriever.searchable(room, asker_id)
 
     def start_reply(
         self, ticket: Ticket, room: Room, message: Message, options: ReplyOptions

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from app.assistant.policy import Retriever, Searchable
 from app.config import VectorSettings
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 RETRIEVE_TIMEOUT = 10.0  # a slow vector store must not hold a reply back for long
 RECALL_QUEUE = 256  # rooms waiting to have their messages embedded
 RECALL_BATCH = 32
+# Seconds a room's embedding waits after it was asked for: a conversation's replies come
+# seconds apart, and its turns are embedded in one pass between them, not at every
+# question while the next one is being answered (recall only searches older turns).
+RECALL_DELAY = 2.0
 MESSAGE_CHARS = 2000  # of a message embedded and kept for recall
 RECALLED_CHARS = 1000  # of a recalled message put in the context
 
@@ -40,7 +45,7 @@ class RecallIndexer:
         self._messages = messages
         self._vectors = vectors
         self._embedder = embedder
-        self._queue: asyncio.Queue[str] = asyncio.Queue(RECALL_QUEUE)
+        self._queue: asyncio.Queue[tuple[str, float]] = asyncio.Queue(RECALL_QUEUE)
         self._pending: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -59,7 +64,7 @@ class RecallIndexer:
             self._pending[room_id] = max(self._pending[room_id], upto_seq)
             return
         try:
-            self._queue.put_nowait(room_id)
+            self._queue.put_nowait((room_id, time.monotonic() + RECALL_DELAY))
         except asyncio.QueueFull:
             return  # the watermark keeps the work; the room's next question catches up
         self._pending[room_id] = upto_seq
@@ -70,7 +75,8 @@ class RecallIndexer:
 
     async def _work(self) -> None:
         while True:
-            room_id = await self._queue.get()
+            room_id, due = await self._queue.get()
+            await asyncio.sleep(due - time.monotonic())  # asked in order: due in order
             upto = self._pending.pop(room_id, 0)
             try:
                 await self.index(room_id, upto)
@@ -139,6 +145,8 @@ class RagRetriever(Retriever):
     ) -> tuple[list[Source], str]:
         """Sources and context text; nothing (never an error) when retrieval fails."""
         self.recall.request(room.room_id, question.seq)
+        if searchable is not None and not any(searchable[:2]) and not recall:
+            return [], ""  # nothing to search, and it is known already: no task, no call
         try:
             return await asyncio.wait_for(
                 self._retrieve(room, question, recall, searchable), RETRIEVE_TIMEOUT
