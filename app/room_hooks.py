@@ -46,8 +46,17 @@ class RoomHooks(Protocol):
         `file_ids` (already checked to be the room's) must suit the model that will answer.
         """
 
+    def start_early(
+        self, ticket: Any, room: Room, question: dict[str, Any], options: ReplyOptions
+    ) -> Any | None:
+        """The admitted reply's model asked while `question` (its document) is stored.
+
+        None when it cannot start early; else given to `start_reply`, or `abandon()`ed.
+        """
+
     def start_reply(
-        self, ticket: Any, room: Room, message: Message, options: ReplyOptions
+        self, ticket: Any, room: Room, message: Message, options: ReplyOptions,
+        early: Any | None = None,
     ) -> None:
         """The message was stored: run its admitted reply."""
 
@@ -76,8 +85,14 @@ class NoHooks:
     ) -> ReplyTicket | None:
         return None
 
+    def start_early(
+        self, ticket: Any, room: Room, question: dict[str, Any], options: ReplyOptions
+    ) -> Any | None:
+        return None
+
     def start_reply(
-        self, ticket: Any, room: Room, message: Message, options: ReplyOptions
+        self, ticket: Any, room: Room, message: Message, options: ReplyOptions,
+        early: Any | None = None,
     ) -> None:
         return None
 

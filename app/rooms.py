@@ -406,13 +406,27 @@ class RoomService:
             if existing is not None:
                 return existing
             raise
+        early: list[Any] = []  # the reply's model asked while the question is stored
+
+        def start_early(doc: dict[str, Any]) -> None:
+            if ticket is not None:
+                early.append(self._hooks.start_early(ticket, room, doc, options))
+
+        def abandon() -> None:
+            for started in early:
+                if started is not None:
+                    started.abandon()
+
         try:
-            message, created = await self._store_message(principal, req)
+            message, created = await self._store_message(principal, req,
+                                                          before_insert=start_early)
         except BaseException:
+            abandon()
             if ticket is not None:
                 ticket.release()
             raise
         if not created:  # a retry, or a concurrent retry stored it first
+            abandon()
             if ticket is not None:
                 ticket.release()
             return message
@@ -421,7 +435,8 @@ class RoomService:
         finally:
             # Stored means answered, whatever happens to this call from here on.
             if ticket is not None:
-                self._hooks.start_reply(ticket, room, message, options)
+                self._hooks.start_reply(ticket, room, message, options,
+                                        early[0] if early else None)
         return message
 
     async def post_voice_turn(self, principal: Principal, room_id: str, transcript: str) -> Message:
@@ -442,7 +457,8 @@ class RoomService:
         return await self._messages.by_client_msg_id(req.room_id, req.client_msg_id)
 
     async def _store_message(
-        self, principal: Principal, req: SendMessage, *, voice: bool = False
+        self, principal: Principal, req: SendMessage, *, voice: bool = False,
+        before_insert: Callable[[dict[str, Any]], None] | None = None,
     ) -> tuple[Message, bool]:
         if not await self._limiter.hit(
             f"msg:{principal.user_id}", self._limits.messages_per_minute, 60
@@ -470,6 +486,8 @@ class RoomService:
             doc["client_msg_id"] = req.client_msg_id
         if voice:
             doc["input"] = "voice"
+        if before_insert is not None:
+            before_insert(doc)
         return await self._messages.append(doc)
 
     async def stop_generation(

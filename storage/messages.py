@@ -47,6 +47,10 @@ class MessageStore:
             self._recent.stored(message)
         return message, created
 
+    def known_last(self, room_id: str) -> int | None:
+        """The room's last seq as this node knows it (None: not known here)."""
+        return self._writer.known_last(room_id)
+
     async def settle(self) -> None:
         """The rooms' last_seq / last_activity_at up to date with the messages stored."""
         await self._writer.settle()

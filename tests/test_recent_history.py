@@ -107,3 +107,33 @@ async def test_what_another_node_wrote_is_in_the_prompt(
                         "Alice: @assistant second"]
     finally:
         await asyncio.gather(one.close(), two.close())
+
+
+async def test_a_retried_question_is_answered_once(make_settings: Any) -> None:
+    # The model is asked while the question is stored (app/assistant/early.py); a retry
+    # with the same client_msg_id stores nothing, so its early call is dropped unseen.
+    provider = ScriptedProvider(deltas=["one ", "answer"], delay=0.05)
+    server = await start_parlour(make_settings(), providers={"scripted": provider})
+    try:
+        user = await server.signup()
+        s = await server.socket(user)
+        room_id = (await s.ok("create_room", {"model": "scripted:fixed",
+                                              "assistant_mode": "always"}))["room"]["room_id"]
+        await s.ok("send_message", {"room_id": room_id, "content": "warm up"})
+        await s.wait("assistant_done", timeout=10)
+        first = await s.ok("send_message", {"room_id": room_id, "content": "again?",
+                                             "client_msg_id": "c-1"})
+        await s.wait("assistant_done", count=2, timeout=10)
+        retry = await s.ok("send_message", {"room_id": room_id, "content": "again?",
+                                             "client_msg_id": "c-1"})
+        assert retry["message"]["message_id"] == first["message"]["message_id"]
+        await asyncio.sleep(0.5)
+        assert len(s.named("assistant_started")) == 2
+        status, page = await server.request("GET", f"/api/v1/chat/{room_id}/messages", user)
+        assert status == 200, page
+        assert [(m["role"], m["content"]) for m in page["messages"]] == [
+            ("user", "warm up"), ("assistant", "one answer"),
+            ("user", "again?"), ("assistant", "one answer"),
+        ]
+    finally:
+        await server.close()

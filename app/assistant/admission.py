@@ -161,6 +161,12 @@ class AdmissionGate:
 
     # -- reading --------------------------------------------------------------------------
 
+    def would_run_now(self, ticket: Ticket) -> bool:
+        """Whether `wait_to_run` would give this ticket a running slot without waiting."""
+        user_id = ticket.user_id
+        return ticket.running or (not self._waiters.get(user_id) and self._running.get(
+            user_id, 0) < self._limits.max_concurrent_replies)
+
     def running(self, user_id: str) -> int:
         """Replies running for a user on this node."""
         return self._running.get(user_id, 0)

@@ -16,8 +16,9 @@ from typing import Any
 
 from app.assistant.accounting import Accounting
 from app.assistant.admission import AdmissionGate, Ticket
+from app.assistant.early import EarlyStart, EarlyStarter
 from app.assistant.listeners import ReplyListeners
-from app.assistant.policy import Retriever, Searchable, wants_reply_text
+from app.assistant.policy import Retriever, wants_reply_text
 from app.assistant.prepare import ReplyPreparer
 from app.assistant.queue import RoomQueue
 from app.assistant.reply import Reply, ReplyEnv
@@ -31,7 +32,7 @@ from app.models import Message, Principal, Room, utcnow
 from app.room_hooks import ReplyOptions
 from app.tasks import cancel_and_wait
 from storage.control import ControlBus
-from storage.messages import MessageStore
+from storage.messages import MessageStore, message_from_doc
 from storage.rooms import RoomStore
 from storage.streams import StreamLog
 
@@ -71,6 +72,7 @@ class AssistantEngine:
         self.listeners = listeners
         self._attachments = attachments
         self._preparer = ReplyPreparer(settings, llm, registry, messages, retriever, attachments)
+        self._early = EarlyStarter(self._preparer, messages, source)
         self._queue: RoomQueue[Reply] = RoomQueue()
         self._env = ReplyEnv(
             settings=settings, rooms=rooms, messages=messages, emitter=emitter,
@@ -133,28 +135,44 @@ class AssistantEngine:
             raise AppError(UNAVAILABLE, "the server is shutting down; try again shortly")
         ticket = await self.gate.admit(principal.user_id, room_id=room.room_id, kind=options.kind)
         if options.context:
-            probe = asyncio.ensure_future(self._probe(room, principal.user_id))
+            probe = asyncio.ensure_future(
+                self._preparer.retriever.searchable(room, principal.user_id))
             probe.add_done_callback(_quiet)  # unused when the message is not stored
             ticket.probe = probe
         return ticket
 
-    async def _probe(self, room: Room, asker_id: str) -> Searchable | None:
-        """What there is to search, asked once the question's insert went out first."""
-        await asyncio.sleep(0)  # the question is stored right after admission: it goes first
-        return await self._preparer.retriever.searchable(room, asker_id)
+    def start_early(
+        self, ticket: Ticket, room: Room, question: dict[str, Any], options: ReplyOptions
+    ) -> EarlyStart | None:
+        """Ask the model while the question is stored, when the reply would run at once.
+
+        Only for a plain message (no files) in a room whose line is empty, with a running
+        slot free and the room's last seq known here (app/assistant/early.py).
+        """
+        room_id = room.room_id
+        known = self._messages.known_last(room_id)
+        if (known is None or not options.context or options.kind != "message"
+                or question.get("file_ids") or self._closing
+                or self._queue.in_room(room_id) or self.gate.pending(room_id) != 1
+                or not self.gate.would_run_now(ticket)):
+            return None
+        draft = message_from_doc({**question, "seq": known + 1})
+        return self._early.begin(ticket, room, draft, options.model)
 
     def start_reply(
-        self, ticket: Ticket, room: Room, message: Message, options: ReplyOptions
+        self, ticket: Ticket, room: Room, message: Message, options: ReplyOptions,
+        early: EarlyStart | None = None,
     ) -> None:
         """Run the admitted reply to a stored message (its ticket now belongs to it)."""
-        self.run_reply(ticket, room, message, options)
+        self.run_reply(ticket, room, message, options, early)
 
     def run_reply(
-        self, ticket: Ticket, room: Room, message: Message, options: ReplyOptions
+        self, ticket: Ticket, room: Room, message: Message, options: ReplyOptions,
+        early: EarlyStart | None = None,
     ) -> Reply:
         """`start_reply`, returning the reply (its owner can wait for its end)."""
         reply = Reply(self._env, ticket, room.room_id, message, model=options.model,
-                      context=options.context, on_end=self._replies.discard)
+                      context=options.context, on_end=self._replies.discard, early=early)
         self._replies.add(reply)
         reply.start()
         return reply

@@ -61,15 +61,18 @@ class ReplyPreparer:
     async def prepare(
         self, room: Room, reply_to: Message, requested_by: str, model_id: str,
         probe: asyncio.Future[Searchable | None] | None = None,
+        history: list[Message] | None = None,
     ) -> tuple[ReplyRequest, list[Source]]:
         """The request for the source, and the sources the answer may cite.
 
-        `probe`: what there is to search, asked when the reply was admitted.
+        `probe`: what there is to search, asked when the reply was admitted. `history`:
+        the turns up to and with `reply_to`, when the caller has them (app/assistant/early.py).
         """
         provider, model_name = self._registry.resolve(model_id)
-        history = await self._messages.page(
-            room.room_id, before_seq=reply_to.seq + 1, limit=HISTORY_LIMIT
-        )
+        if history is None:
+            history = await self._messages.page(
+                room.room_id, before_seq=reply_to.seq + 1, limit=HISTORY_LIMIT
+            )
         info = self._registry.model_info(model_id)
         window = info.context_window if info else self._llm.local_context_window
         max_out = self._settings.max_output_tokens

@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 
 from app.assistant.accounting import Accounting, UsageEntry
 from app.assistant.admission import AdmissionGate, Ticket
+from app.assistant.early import EarlyStart
 from app.assistant.listeners import ReplyListeners
 from app.assistant.prepare import ReplyPreparer
 from app.assistant.queue import RoomQueue
@@ -84,8 +85,10 @@ class Reply:
         model: str | None = None,
         context: bool = True,
         on_end: Callable[[Reply], None] = lambda reply: None,
+        early: EarlyStart | None = None,
     ) -> None:
         self._env = env
+        self._early = early  # the provider asked while the question was stored, if it was
         self._ticket = ticket
         self.room_id = room_id
         self.reply_to = reply_to
@@ -179,22 +182,34 @@ class Reply:
         if room is None:
             raise not_found("room")
         self.model_id = env.preparer.model_for(room, self._requested_model)
-        self._stored_id = new_id()  # known before the insert, should it be cut short
+        early = self._early
+        if early is not None and not early.fits(self.reply_to, self.model_id):
+            early.abandon()  # something came in between: the prompt is built again
+            early = None
+        # Known before the insert, should it be cut short (the early call's, if it is used).
+        self._stored_id = early.reply_id if early is not None else new_id()
         # The room hears of the reply at once, and the placeholder is stored while the
         # prompt is built and the provider answers: between the provider's first token
         # and the first delta there is only the emit (checkpoints wait for the insert).
         await self._announce()
         self._opening = asyncio.create_task(self._store(), name=f"reply-open-{self.room_id}")
         self._opening.add_done_callback(self._on_stored)
-        if self._context:
+        request: ReplyRequest | None = None
+        if early is not None:
+            try:
+                request, self._sources = await early.prepared
+            except Exception:  # e.g. the history held was not complete: the usual way
+                early.abandon()
+                early = None
+        if request is None and self._context:
             request, self._sources = await env.preparer.prepare(
                 room, self.reply_to, self.requested_by, self.model_id, self._ticket.probe
             )
-        else:
+        elif request is None:
             request = env.preparer.bare(room, self.reply_to, self.requested_by, self.model_id)
         self._prompt = request.messages
         # The message id is known before the insert: sources may tag what they send.
-        await self._consume(replace(request, message_id=self._stored_id))
+        await self._consume(replace(request, message_id=self._stored_id), early)
 
     async def _announce(self) -> None:
         env = self._env
@@ -242,7 +257,7 @@ class Reply:
         if not opening.cancelled() and opening.exception() is not None and self._error is None:
             self._failure = self._failure or opening.exception()
 
-    async def _consume(self, request: ReplyRequest) -> None:
+    async def _consume(self, request: ReplyRequest, early: EarlyStart | None = None) -> None:
         settings = self._env.settings
         sender = DeltaCoalescer(
             self._send_delta, self._send_call, self._checkpoint, self._on_sender_failure,
@@ -254,11 +269,13 @@ class Reply:
         sending = asyncio.create_task(sender.run(), name=f"reply-sender-{self.room_id}")
         self._consuming = True
         try:
-            events = self._env.source(request)
+            events = early.events() if early is not None else self._env.source(request)
             try:
                 await self._read(events, sender)
             finally:
                 await _aclose(events)
+                if early is not None:
+                    await early.aclose()
         finally:
             self._consuming = False
             if self.state in ("preparing", "streaming"):
@@ -409,6 +426,8 @@ class Reply:
             ))
 
     def _release(self) -> None:
+        if self._early is not None:
+            self._early.abandon()  # cancelled before it was taken over
         self.state = "finished"
         self._env.queue.leave(self.room_id, self)
         self._ticket.release()
