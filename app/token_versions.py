@@ -32,9 +32,15 @@ class TokenVersions:
         self._control = control
         # user_id -> (version or GONE, monotonic time it was read)
         self._cache: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        # Bumped whenever a cached version changes: a session may have ended (the
+        # connection sweep rescans its sockets only then).
+        self.changes = 0
         control.subscribe(self._on_command)
 
     def _put(self, user_id: str, version: int) -> None:
+        old = self._cache.get(user_id)
+        if old is None or old[0] != version:
+            self.changes += 1
         self._cache[user_id] = (version, time.monotonic())
         self._cache.move_to_end(user_id)
         while len(self._cache) > MAX_ENTRIES:

@@ -42,6 +42,7 @@ class EioClient:
         self.counts: Counter[str] = Counter()
         self.hook: EventHook | None = None  # (event name, raw frame) for every event
         self._waiters: list[tuple[str, asyncio.Future[Any]]] = []
+        self.pings = 0  # Engine.IO pings answered
 
     async def connect(self) -> None:
         self._ws = await self._session.ws_connect(self._url, max_msg_size=0, autoping=True)
@@ -79,6 +80,11 @@ class EioClient:
         self._waiters.append((name, fut))
         return await asyncio.wait_for(fut, wait)
 
+    @property
+    def closed(self) -> bool:
+        """Whether the websocket is closed (by either side)."""
+        return self._ws is None or self._ws.closed
+
     async def close(self) -> None:
         if self._ws is not None:
             await self._ws.close()
@@ -97,6 +103,7 @@ class EioClient:
                 frame: str = msg.data
                 kind = frame[0]
                 if kind == "2":  # Engine.IO ping
+                    self.pings += 1
                     await ws.send_str("3")
                     continue
                 if kind != "4":

@@ -157,6 +157,11 @@ database = "bench_{os.getpid()}"
 messages_per_minute = 1000000
 max_members = 1000
 max_concurrent_replies = 64
+# The idle scenario opens 10,000 sockets from one address with a few accounts, and the
+# upload scenario sends one 1 GiB file.
+connects_per_minute = 0
+max_sockets_per_user = 1000
+max_upload_mb = 1100
 
 [llm]
 local_enabled = false
@@ -232,6 +237,9 @@ class Sizes:
     replies: int
     cross_members: int
     cross_senders: int
+    idle_connections: int = 10_000
+    idle_seconds: float = 25.0  # one ping interval: every socket is pinged once
+    upload_mb: int = 1024
 
 
 FULL = Sizes(warmup=3, duration=10, connections=32, members=100, senders=4, replies=60,
@@ -239,7 +247,8 @@ FULL = Sizes(warmup=3, duration=10, connections=32, members=100, senders=4, repl
 QUICK = Sizes(warmup=2, duration=5, connections=32, members=100, senders=4, replies=30,
               cross_members=80, cross_senders=64)
 SMOKE = Sizes(warmup=0.3, duration=0.7, connections=4, members=6, senders=2, replies=3,
-              cross_members=0, cross_senders=0)
+              cross_members=0, cross_senders=0, idle_connections=50, idle_seconds=1,
+              upload_mb=20)
 
 
 @dataclass
@@ -256,7 +265,7 @@ def _us(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.1f} µs"
 
 
-SCENARIOS = ("persist", "fanout", "ttft", "cross")
+SCENARIOS = ("persist", "fanout", "ttft", "cross", "idle", "upload")
 
 
 def measure(stack: Stack, sizes: Sizes, mongo_uri: str, stub_url: str, only: set[str],
@@ -348,7 +357,20 @@ def measure(stack: Stack, sizes: Sizes, mongo_uri: str, stub_url: str, only: set
         cross_rows, raw["cross"] = cross_node(stack, sizes, {**base, "db_pids": DB_PIDS},
                                               mongo_uri, stub_url, redis_url, log)
         rows += cross_rows
+    capacity(stack, sizes, mongo_uri, stub_url, only, log, rows, raw)
     return rows, raw
+
+
+def capacity(stack: Stack, sizes: Sizes, mongo_uri: str, stub_url: str, only: set[str],
+             log: Any, rows: list[Row], raw: dict[str, Any]) -> None:
+    """5. idle connections, 6. a large upload (bench/capacity.py)."""
+    from bench.capacity import measure_idle, measure_upload
+    for name, scenario in (("idle", measure_idle), ("upload", measure_upload)):
+        if name in only:
+            log({"idle": "idle connections", "upload": "upload"}[name])
+            more_rows, more_raw = scenario(stack, sizes, mongo_uri, stub_url, log)
+            rows += more_rows
+            raw.update(more_raw)
 
 
 def machine() -> str:
@@ -370,7 +392,11 @@ def render(rows: list[Row], raw: dict[str, Any], command: str) -> str:
         "Server CPU is utime+stime of the server process(es) over the measured window; "
         "the bare server is python-socketio (`bare_sio.py --kind sio --uvloop --json "
         "orjson`) under the same load from the same raw Engine.IO load generator, in the "
-        "same run. Only accepted acks count.", "",
+        "same run. Only accepted acks count. Parlour's bench config lifts the per-user "
+        "message limit, the connects per address (`connects_per_minute = 0`: the idle "
+        "sockets all come from 127.0.0.1), the sockets per user (1000: the idle sockets "
+        "use one account per 500) and the upload size (1100 MB). KB and MB are 1024 and "
+        "1024² bytes.", "",
         "| scenario | Parlour | bare python-socketio | ratio | goal | met |",
         "|---|---|---|---|---|---|",
     ]
@@ -434,4 +460,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # As bench.run, the module bench/capacity.py imports, not a second copy as __main__.
+    from bench import run
+    sys.exit(run.main())

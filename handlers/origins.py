@@ -92,9 +92,11 @@ def origin_middleware(policy: OriginPolicy) -> Any:
     """403 for cross-origin state changes with cookies; 415 for text/plain bodies."""
 
     @web.middleware
-    async def middleware(
+    def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
+    ) -> Awaitable[web.StreamResponse]:
+        # Not a coroutine: the handler's awaitable is handed back, so this frame does not
+        # stay alive as long as the request (a WebSocket's: the connection's life).
         # Engine.IO checks its own requests with the same policy (OriginPolicy.socketio).
         if _changes_state(request) and not request.path.startswith("/socket.io/"):
             origin = request.headers.get("Origin")
@@ -110,7 +112,7 @@ def origin_middleware(policy: OriginPolicy) -> Any:
                 request.content_type == "text/plain"
             ):
                 raise unsupported_media_type(request.content_type, "application/json")
-        return await handler(request)
+        return handler(request)
 
     return middleware
 

@@ -34,7 +34,13 @@ HEADERS = {
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Set the headers just before a response starts (streams and WebSockets too)."""
+    """Set the headers just before a response starts (streams and polling too).
+
+    Not on a WebSocket's 101: nothing renders it, and its headers stay in memory for the
+    connection's life (10,000 idle sockets: ~1 KB each).
+    """
+    if response.status == 101:
+        return
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
     docs = request.path == request.app[SETTINGS].server.base_path + "/docs"

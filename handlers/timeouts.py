@@ -83,12 +83,9 @@ def body_timeout_middleware(seconds: float) -> Any:
     if not any(isinstance(f, _QuietBodyTimeouts) for f in engineio_log.filters):
         engineio_log.addFilter(_QuietBodyTimeouts())
 
-    @web.middleware
-    async def middleware(
+    async def watched(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if not request.body_exists or request.content.is_eof():
-            return await handler(request)
         watch = _BodyWatch(request, seconds)
         try:
             response = await handler(request)
@@ -102,5 +99,15 @@ def body_timeout_middleware(seconds: float) -> Any:
             response.force_close()
             request.content.feed_eof()
         return response
+
+    @web.middleware
+    def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> Awaitable[web.StreamResponse]:
+        # Not a coroutine when there is no body: no frame of ours lives as long as the
+        # request (a WebSocket's: the connection's life).
+        if not request.body_exists or request.content.is_eof():
+            return handler(request)
+        return watched(request, handler)
 
     return middleware
