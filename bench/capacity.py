@@ -6,14 +6,26 @@ and stopped after it; the load runs in its own process (bench/idle.py, bench/upl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from bench.run import ROOT, Row, Sizes, Stack, parlour_config, start_bare, start_parlour
+from bench.run import (
+    ROOT,
+    Proc,
+    Row,
+    Sizes,
+    Stack,
+    free_port,
+    parlour_config,
+    start_bare,
+    start_parlour,
+)
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -75,23 +87,70 @@ def measure_idle(stack: Stack, sizes: Sizes, mongo_uri: str, stub_url: str,
 
 def measure_upload(stack: Stack, sizes: Sizes, mongo_uri: str, stub_url: str,
                    log: Callable[[str], None]) -> tuple[list[Row], dict[str, Any]]:
-    """One file of `sizes.upload_mb` MiB to a chat, into the default (local) blob store."""
-    proc = start_parlour(stack, "parlour-upload", parlour_config(
-        stack.tmp, "parlour-upload", mongo_uri, stub_url, None))
+    """One file of `sizes.upload_mb` MiB to a chat: into the local blob store (the
+    default), then into S3 (moto) when moto_server is installed and the file is large."""
+    rows: list[Row] = []
+    raw: dict[str, Any] = {}
+    moto = Path(sys.executable).with_name("moto_server")
+    stores = ["local"] + (["s3"] if moto.exists() and sizes.upload_mb >= 256 else [])
+    for store in stores:
+        config = parlour_config(stack.tmp, f"parlour-upload-{store}", mongo_uri, stub_url, None)
+        moto_proc = start_moto(stack, moto) if store == "s3" else None
+        if moto_proc is not None:
+            config.write_text(config.read_text() + S3_BLOBS.format(endpoint=moto_proc.url))
+        with env_vars(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"):
+            proc = start_parlour(stack, f"parlour-upload-{store}", config)
+        try:
+            result = run_child("bench.upload", {
+                "target": "parlour", "urls": [proc.url], "pids": [proc.pid],
+                "mb": sizes.upload_mb})
+        finally:
+            stack.stop(proc)
+            if moto_proc is not None:
+                stack.stop(moto_proc)  # it holds the file in memory
+        log(f"  upload   {store:8s} {json.dumps(result)}")
+        raw[store] = result
+        growth = result["rss_growth"] / MIB
+        size = f"{sizes.upload_mb / 1024:g} GiB" if sizes.upload_mb >= 1024 else (
+            f"{sizes.upload_mb} MiB")
+        where = ("local blob store: the default" if store == "local"
+                 else "S3 multipart upload to moto_server, 8 MiB parts")
+        rows.append(Row(
+            f"upload of a {size} chat file over REST (multipart, {where}), server RSS growth",
+            f"+{growth:.1f} MB peak ({result['mb_per_s']:.0f} MB/s, "
+            f"{result['server_cpu_s']:.1f} s server CPU)",
+            "—", "—", f"≤ {UPLOAD_MB_GOAL:g} MB", growth <= UPLOAD_MB_GOAL))
+    return rows, {"upload": raw}
+
+
+S3_BLOBS = """
+[blobs]
+backend = "s3"
+s3_endpoint_url = "{endpoint}"
+s3_path_style = true
+s3_bucket = "bench"
+s3_create_bucket = true
+"""
+
+
+def start_moto(stack: Stack, binary: Path) -> Proc:
+    """moto's S3 server on a free port (as the tests run it)."""
+    port = free_port()
+    with env_vars(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"):
+        return stack.spawn("moto", [str(binary), "-H", "127.0.0.1", "-p", str(port)], port,
+                           f"http://127.0.0.1:{port}")
+
+
+@contextlib.contextmanager
+def env_vars(**values: str) -> Iterator[None]:
+    """`values` in os.environ while a child is started (its environment is copied)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
-        result = run_child("bench.upload", {
-            "target": "parlour", "urls": [proc.url], "pids": [proc.pid],
-            "mb": sizes.upload_mb})
+        yield
     finally:
-        stack.stop(proc)
-    log(f"  upload   parlour  {json.dumps(result)}")
-    growth = result["rss_growth"] / MIB
-    size = f"{sizes.upload_mb / 1024:g} GiB" if sizes.upload_mb >= 1024 else (
-        f"{sizes.upload_mb} MiB")
-    rows = [Row(
-        f"upload of a {size} chat file over REST (multipart, local blob store: the default), "
-        "server RSS growth",
-        f"+{growth:.1f} MB peak ({result['mb_per_s']:.0f} MB/s, "
-        f"{result['server_cpu_s']:.1f} s server CPU)",
-        "—", "—", f"≤ {UPLOAD_MB_GOAL:g} MB", growth <= UPLOAD_MB_GOAL)]
-    return rows, {"upload": result}
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old

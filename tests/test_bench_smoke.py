@@ -29,3 +29,8 @@ async def test_bench_smoke_runs_every_scenario(mongo_uri: str, tmp_path: Path) -
     # Every message was accepted: a refused one would not be a measured one.
     assert results.count(", 0 refused") == 2, results
     assert "bare python-socketio" in results
+    # The capacity scenarios ran too (50 idle sockets, a 20 MiB upload), every socket alive.
+    assert "| idle authenticated connections" in results
+    assert "50 alive)" in results
+    assert "| idle CPU with 50 sockets" in results
+    assert "| upload of a 20 MiB chat file" in results
