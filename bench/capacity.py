@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.idle import raise_fd_limit
 from bench.run import (
     ROOT,
     Proc,
@@ -51,6 +52,8 @@ def measure_idle(stack: Stack, sizes: Sizes, mongo_uri: str, stub_url: str,
                  log: Callable[[str], None]) -> tuple[list[Row], dict[str, Any]]:
     """N idle sockets on Parlour (authenticated) and on bare python-socketio, one at a time."""
     n = sizes.idle_connections
+    # The servers started next inherit it: each holds n sockets (hard limit permitting).
+    raise_fd_limit(n + 1024)
     spec = {"scenario": "idle", "connections": n, "batch": 100, "per_user": 500,
             "idle": sizes.idle_seconds, "settle": 2.0}
     results: dict[str, Any] = {}
