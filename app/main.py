@@ -186,7 +186,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         await redis.ping()
     except Exception as exc:
-        await redis.aclose()
+        await redis.aclose(close_connection_pool=True)
         raise StartupError(
             f"cannot reach Redis at redis.url ({settings.redis.url}): {exc}"
         ) from exc
@@ -194,7 +194,9 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await redis.aclose()
+        # A pool given to the client is not closed with it: its connections would stay
+        # open (and be found unclosed when collected).
+        await redis.aclose(close_connection_pool=True)
 
 
 async def llm_ctx(app: web.Application) -> AsyncIterator[None]:
