@@ -11,6 +11,8 @@ A chat file that cannot be read as text (an image, an archive) is kept with stat
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -23,6 +25,9 @@ from storage.mongo import FILES_CHAT_INDEX, FILES_OWNER_INDEX, Mongo
 
 Doc = dict[str, Any]
 Scope = Literal["chat", "user"]
+READY_SECONDS = 2.0  # an any_ready answer is reused this long (see FileStore.__init__)
+READY_KEYS = 10_000
+
 Status = Literal["processing", "ready", "failed", "stored", "deleting"]
 VISIBLE: Doc = {"$ne": "deleting"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -81,9 +86,17 @@ class FileStore:
 
     def __init__(self, mongo: Mongo) -> None:
         self._files = mongo.collection("files")
+        # any_ready's answers, reused for READY_SECONDS unless this node wrote a record
+        # since (another node's change shows within READY_SECONDS).
+        self._ready: OrderedDict[tuple[str, str], tuple[float, int, bool]] = OrderedDict()
+        self._generation = 0
+
+    def _written(self) -> None:
+        self._generation += 1
 
     async def insert(self, record: FileRecord) -> None:
         """Store a new record (its blob is already stored)."""
+        self._written()
         doc = record.model_dump(exclude={"file_id"})
         doc.update(_id=record.file_id, lease_until=EPOCH)
         await self._files.insert_one(doc)
@@ -128,11 +141,22 @@ class FileStore:
         else:
             query.update(owner_id=owner_id, scope="user")
             index = FILES_OWNER_INDEX
+        key = ("chat", chat_id) if chat_id is not None else ("user", str(owner_id))
+        now, generation = time.monotonic(), self._generation
+        known = self._ready.get(key)
+        if known is not None and known[0] > now and known[1] == generation:
+            return known[2]
         # Asked before every reply: the index named, so no query plans are tried first.
-        return await self._files.find_one(query, {"_id": 1}, hint=index) is not None
+        found = await self._files.find_one(query, {"_id": 1}, hint=index) is not None
+        self._ready[key] = (now + READY_SECONDS, generation, found)
+        self._ready.move_to_end(key)
+        while len(self._ready) > READY_KEYS:
+            self._ready.popitem(last=False)
+        return found
 
     async def mark_deleting(self, file_id: str) -> FileRecord | None:
         """Start deleting a record (also one already being deleted); None if there is none."""
+        self._written()
         doc = await self._files.find_one_and_update(
             {"_id": file_id}, {"$set": {"status": "deleting"}},
             return_document=ReturnDocument.AFTER,
@@ -141,6 +165,7 @@ class FileStore:
 
     async def mark_chat_deleting(self, chat_id: str) -> list[FileRecord]:
         """Start deleting every file of a room; their records."""
+        self._written()
         await self._files.update_many(
             {"chat_id": chat_id, "scope": "chat"}, {"$set": {"status": "deleting"}}
         )
@@ -149,6 +174,7 @@ class FileStore:
 
     async def delete(self, file_id: str) -> None:
         """Remove a record for good."""
+        self._written()
         await self._files.delete_one({"_id": file_id})
 
     # -- ingestion ------------------------------------------------------------------------
@@ -160,6 +186,7 @@ class FileStore:
 
         Records of `skip_owners` are left for later (they have enough work running).
         """
+        self._written()
         now = utcnow()
         query: Doc = {"status": "processing", "lease_until": {"$lt": now}}
         if skip_owners:
@@ -183,6 +210,7 @@ class FileStore:
 
     async def release_all(self) -> int:
         """Make every claimed `processing` record claimable now (single node, at startup)."""
+        self._written()
         result = await self._files.update_many(
             {"status": "processing", "lease_until": {"$gt": EPOCH}},
             {"$set": {"lease_until": EPOCH}},
@@ -191,6 +219,7 @@ class FileStore:
 
     async def retry_later(self, file_id: str, seconds: float) -> None:
         """Give a claimed record back, claimable again after `seconds`."""
+        self._written()
         await self._files.update_one(
             {"_id": file_id, "status": "processing"},
             {"$set": {"lease_until": utcnow() + timedelta(seconds=seconds)}},
@@ -198,6 +227,7 @@ class FileStore:
 
     async def update_state(self, file_id: str, fields: Doc) -> FileRecord | None:
         """Set ingestion fields of a `processing` record; None if it is gone or deleting."""
+        self._written()
         doc = await self._files.find_one_and_update(
             {"_id": file_id, "status": "processing"}, {"$set": fields},
             return_document=ReturnDocument.AFTER,
