@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -151,3 +152,15 @@ class EioClient:
             self._waiters.remove(entry)
             if not fut.done():
                 fut.set_result(data)
+
+
+def run_json_main(main: Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]) -> None:
+    """A load-side process's entry: its JSON spec in argv[1], one JSON result line out."""
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    result = asyncio.run(main(orjson.loads(sys.argv[1])))
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    sys.stdout.flush()

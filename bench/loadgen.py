@@ -14,14 +14,12 @@ import asyncio
 import itertools
 import os
 import statistics
-import sys
 import time
 from typing import Any
 
 import aiohttp
-import orjson
 
-from bench.eio import EioClient
+from bench.eio import EioClient, run_json_main
 from bench.probe import Probe
 
 REALTIME = "/assistant/realtime"
@@ -389,10 +387,4 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop
-        uvloop.install()
-    except ImportError:
-        pass
-    result = asyncio.run(main(orjson.loads(sys.argv[1])))
-    print(orjson.dumps(result).decode(), flush=True)
+    run_json_main(main)

@@ -23,7 +23,7 @@ import aiohttp
 import orjson
 from redis.asyncio import Redis
 
-from bench.eio import EioClient
+from bench.eio import EioClient, run_json_main
 
 REALTIME = "/assistant/realtime"
 MARKER = '"content":"'
@@ -127,10 +127,4 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop
-        uvloop.install()
-    except ImportError:
-        pass
-    result = asyncio.run(main(orjson.loads(sys.argv[1])))
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    run_json_main(main)
