@@ -15,7 +15,6 @@ for the reads that show them).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -56,7 +55,6 @@ class SeqWriter:
         self._task: asyncio.Task[None] | None = None
         self._dirty: dict[str, int] = {}  # room → highest seq stored, not yet on the room
         self._rooms_task: asyncio.Task[None] | None = None
-        self._settle_now = asyncio.Event()
 
     async def append(self, doc: Doc) -> tuple[Doc, bool]:
         """The stored document (with its seq) and whether it is new."""
@@ -73,13 +71,15 @@ class SeqWriter:
         if self._task is not None:
             await asyncio.wait({self._task})
         await self.settle()
+        if self._rooms_task is not None:
+            self._rooms_task.cancel()
+            await asyncio.wait({self._rooms_task})
 
     async def settle(self) -> None:
         """Bring the rooms' last_seq / last_activity_at up to date now."""
-        task = self._rooms_task
-        if task is not None and not task.done():
-            self._settle_now.set()
-            await asyncio.wait({task}, timeout=1.0)  # under constant load it never ends
+        highest, self._dirty = self._dirty, {}
+        if highest:
+            await self._advance_rooms_logged(highest)
 
     def known_last(self, room_id: str) -> int | None:
         """The room's last seq as this node knows it (None: not known here)."""
@@ -148,16 +148,23 @@ class SeqWriter:
             await self._after_failure(group[failed_at:], error)
 
     async def _follow(self) -> None:
-        """The rooms follow their messages, ROOMS_DELAY late (or at once on settle)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._settle_now.wait(), ROOMS_DELAY)
-        while self._dirty:
-            self._settle_now.clear()
+        """The rooms follow their messages, at most once every ROOMS_DELAY seconds.
+
+        Under constant load every room written meanwhile is set in one bulk write a
+        second, not one per group of messages.
+        """
+        while True:
+            await asyncio.sleep(ROOMS_DELAY)
             highest, self._dirty = self._dirty, {}
-            try:
-                await self._advance_rooms(highest)
-            except Exception as exc:  # the next message of each room sets it again
-                log.warning("updating the last seq of %d rooms failed: %r", len(highest), exc)
+            if not highest:
+                return
+            await self._advance_rooms_logged(highest)
+
+    async def _advance_rooms_logged(self, highest: dict[str, int]) -> None:
+        try:
+            await self._advance_rooms(highest)
+        except Exception as exc:  # the next message of each room sets it again
+            log.warning("updating the last seq of %d rooms failed: %r", len(highest), exc)
 
     async def _advance_rooms(self, highest: dict[str, int]) -> None:
         """Set the rooms' last seq and activity; delete the messages of deleted rooms."""

@@ -9,6 +9,7 @@ transaction) fails here, whatever the machine's speed.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from pymongo import monitoring
 
+from storage.seq import ROOMS_DELAY
 from tests.client import Parlour, SocketClient, start_parlour
 
 HOT = {"messages", "rooms", "users", "invites", "refresh_tokens", "usage"}
@@ -121,3 +123,41 @@ async def test_messages_sent_together_share_their_inserts(
     assert seen[("insert", "messages")] <= n // 2, seen
     assert seen[("update", "rooms")] <= n // 2, seen
     assert sum(others(seen).values()) <= 2, seen
+
+
+async def test_rooms_follow_their_messages_once_a_second_under_constant_load(
+    counted: tuple[Parlour, Commands],
+) -> None:
+    """Messages always in flight: the rooms' last_seq is one bulk update a second."""
+    server, commands = counted
+    pairs: list[tuple[SocketClient, str]] = []
+    users = [await server.signup() for _ in range(8)]
+    for user in users:
+        client = await server.socket(user)
+        data = await client.ok("create_room", {"assistant_mode": "off"})
+        pairs.append((client, data["room"]["room_id"]))
+    await _burst(pairs, "warm")
+    await asyncio.sleep(0.2)
+
+    async def keep_sending(client: SocketClient, room_id: str, until: float) -> int:
+        sent = 0
+        while time.monotonic() < until:
+            await client.ok("send_message", {"room_id": room_id, "content": f"m{sent}"})
+            sent += 1
+        return sent
+
+    commands.counting = True
+    started = time.monotonic()
+    until = started + 2.5 * ROOMS_DELAY
+    sent = sum(await asyncio.gather(*(keep_sending(c, r, until) for c, r in pairs)))
+    elapsed = time.monotonic() - started
+    seen = commands.take()
+    assert seen[("insert", "messages")] <= sent, seen
+    assert 1 <= seen[("update", "rooms")] <= elapsed / ROOMS_DELAY + 1, (seen, sent, elapsed)
+    # A reader is shown the room's last seq as of its last message.
+    client, room_id = pairs[0]
+    joined = await client.ok("join_room", {"room_id": room_id})
+    last = joined["messages"][-1]["seq"]
+    status, chat = await server.request("GET", f"/api/v1/chat/{room_id}", users[0])
+    assert status == 200, chat
+    assert chat["last_seq"] == last, (chat, last)

@@ -90,14 +90,23 @@ async def test_a_role_or_membership_change_on_one_node_holds_on_the_other(
     await b.ok("join_room", {"room_id": room_id})
     await b.ok("send_message", {"room_id": room_id, "content": "cached on node two"})
 
+    # Bob hears of his new role (room_updated, through Redis); node two, told of the
+    # change on the control bus before that event was sent, holds it from then on.
+    def role_is(role: str) -> Any:
+        return lambda d: any(m["user_id"] == bob.user_id and m["role"] == role
+                             for m in d["room"]["members"])
+
     await a.ok("update_member", {"room_id": room_id, "user_id": bob.user_id, "role": "viewer"})
+    await b.wait("room_updated", where=role_is("viewer"))
     ack = await b.call("send_message", {"room_id": room_id, "content": "as a viewer"})
     assert ack["error"]["code"] == "forbidden", ack
 
     await a.ok("update_member", {"room_id": room_id, "user_id": bob.user_id, "role": "member"})
+    await b.wait("room_updated", where=role_is("member"))
     await b.ok("send_message", {"room_id": room_id, "content": "a member again"})
 
     await a.ok("remove_member", {"room_id": room_id, "user_id": bob.user_id})
+    await b.wait("room_deleted")  # told he is out of the room
     ack = await b.call("send_message", {"room_id": room_id, "content": "removed"})
     assert ack["error"]["code"] == "not_found", ack
 
