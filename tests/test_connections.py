@@ -7,7 +7,9 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
+from namespaces import connections
 from tests.client import start_parlour
 
 
@@ -35,7 +37,14 @@ async def test_session_expires_unless_refreshed(make_settings: Any) -> None:
         await server.close()
 
 
-async def test_client_that_stops_reading_is_disconnected(make_settings: Any) -> None:
+@pytest.mark.parametrize("per_sweep", [None, 2])
+async def test_client_that_stops_reading_is_disconnected(
+    make_settings: Any, monkeypatch: pytest.MonkeyPatch, per_sweep: int | None,
+) -> None:
+    """Dropped whether its queue is read at the next sweep or a few sweeps later (the
+    sweep reads SWEEP_QUEUES send queues a second, in turn: here 2 of 12)."""
+    if per_sweep is not None:
+        monkeypatch.setattr(connections, "SWEEP_QUEUES", per_sweep)
     server = await start_parlour(make_settings(
         server__max_socket_queue=8, limits__messages_per_minute=1000, llm__default_model=None,
     ))
@@ -60,9 +69,11 @@ async def test_client_that_stops_reading_is_disconnected(make_settings: Any) -> 
             async with http.post(url, data=f"42/assistant/realtime,1{join}") as resp:
                 assert resp.status == 200
             await o.wait("user_joined")
+            for _ in range(10 if per_sweep else 0):  # sockets that read what they get,
+                await server.socket(await server.signup())  # after the lagger's
             for i in range(30):
                 await o.ok("send_message", {"room_id": room_id, "content": f"flood {i}"})
-            (left,) = await o.wait("user_left", timeout=5)
+            (left,) = await o.wait("user_left", timeout=10)
             assert left["user"]["user_id"] == lagger.user_id
     finally:
         await server.close()
