@@ -55,6 +55,7 @@ class SeqWriter:
         self._task: asyncio.Task[None] | None = None
         self._dirty: dict[str, int] = {}  # room → highest seq stored, not yet on the room
         self._rooms_task: asyncio.Task[None] | None = None
+        self._writing: asyncio.Future[None] | None = None  # the follower's write, if out
 
     async def append(self, doc: Doc) -> tuple[Doc, bool]:
         """The stored document (with its seq) and whether it is new."""
@@ -77,9 +78,12 @@ class SeqWriter:
 
     async def settle(self) -> None:
         """Bring the rooms' last_seq / last_activity_at up to date now."""
+        writing = self._writing  # what the follower took before now is written first
         highest, self._dirty = self._dirty, {}
         if highest:
             await self._advance_rooms_logged(highest)
+        if writing is not None and not writing.done():
+            await asyncio.wait({writing})
 
     def known_last(self, room_id: str) -> int | None:
         """The room's last seq as this node knows it (None: not known here)."""
@@ -158,7 +162,11 @@ class SeqWriter:
             highest, self._dirty = self._dirty, {}
             if not highest:
                 return
-            await self._advance_rooms_logged(highest)
+            self._writing = writing = asyncio.get_running_loop().create_future()
+            try:
+                await self._advance_rooms_logged(highest)
+            finally:
+                writing.set_result(None)
 
     async def _advance_rooms_logged(self, highest: dict[str, int]) -> None:
         try:
