@@ -92,6 +92,7 @@ class FileStore:
         self._generation = 0
 
     def _written(self) -> None:
+        """A write that may change what any_ready answers (not the ingest leases)."""
         self._generation += 1
 
     async def insert(self, record: FileRecord) -> None:
@@ -186,7 +187,6 @@ class FileStore:
 
         Records of `skip_owners` are left for later (they have enough work running).
         """
-        self._written()
         now = utcnow()
         query: Doc = {"status": "processing", "lease_until": {"$lt": now}}
         if skip_owners:
@@ -210,7 +210,6 @@ class FileStore:
 
     async def release_all(self) -> int:
         """Make every claimed `processing` record claimable now (single node, at startup)."""
-        self._written()
         result = await self._files.update_many(
             {"status": "processing", "lease_until": {"$gt": EPOCH}},
             {"$set": {"lease_until": EPOCH}},
@@ -219,7 +218,6 @@ class FileStore:
 
     async def retry_later(self, file_id: str, seconds: float) -> None:
         """Give a claimed record back, claimable again after `seconds`."""
-        self._written()
         await self._files.update_one(
             {"_id": file_id, "status": "processing"},
             {"$set": {"lease_until": utcnow() + timedelta(seconds=seconds)}},
