@@ -24,7 +24,7 @@ from app.limits import check_message_chars
 from app.models import WS_SESSION, Author, Member, Message, Principal, Role, Room, User, utcnow
 from app.room_hooks import InviteBook, ReplyOptions, RoomHooks
 from app.schemas import CreateRoom, Invite, RoomSettings, SendMessage
-from storage.messages import MessageStore
+from storage.messages import MessageStore, client_message_id
 from storage.presence import PresenceStore
 from storage.ratelimit import RateLimiter
 from storage.rooms import RoomStore
@@ -402,7 +402,7 @@ class RoomService:
                 room, principal, req.content, options, req.file_ids
             )
         except AppError:
-            existing = await self._sent_before(req)
+            existing = await self._sent_before(principal, req)
             if existing is not None:
                 return existing
             raise
@@ -451,10 +451,11 @@ class RoomService:
         await self.emitter.message_received(message)
         return message
 
-    async def _sent_before(self, req: SendMessage) -> Message | None:
+    async def _sent_before(self, principal: Principal, req: SendMessage) -> Message | None:
         if req.client_msg_id is None:
             return None
-        return await self._messages.by_client_msg_id(req.room_id, req.client_msg_id)
+        return await self._messages.by_client_msg_id(
+            req.room_id, principal.user_id, req.client_msg_id)
 
     async def _store_message(
         self, principal: Principal, req: SendMessage, *, voice: bool = False,
@@ -463,7 +464,7 @@ class RoomService:
         if not await self._limiter.hit(
             f"msg:{principal.user_id}", self._limits.messages_per_minute, 60
         ):
-            existing = await self._sent_before(req)
+            existing = await self._sent_before(principal, req)
             if existing is not None:
                 return existing, False
             raise rate_limited("too many messages; wait a minute", 60)
@@ -472,7 +473,8 @@ class RoomService:
             if target is None or target.room_id != req.room_id:
                 raise not_found("reply_to message")
         doc: dict[str, Any] = {
-            "_id": new_id(),
+            "_id": new_id() if req.client_msg_id is None else client_message_id(
+                req.room_id, principal.user_id, req.client_msg_id),
             "room_id": req.room_id,
             "role": "user",
             "author": author_of(principal).model_dump(),

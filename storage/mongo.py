@@ -69,19 +69,18 @@ class Mongo:
         await self.users.create_index("email", unique=True)
         await self.rooms.create_index([("member_ids", ASCENDING), ("last_activity_at", DESCENDING)])
         await self.messages.create_index([("room_id", ASCENDING), ("seq", ASCENDING)], unique=True)
-        await self.messages.create_index(
-            [("room_id", ASCENDING), ("client_msg_id", ASCENDING)],
-            unique=True,
-            partialFilterExpression={"client_msg_id": {"$type": "string"}},
-        )
         # Only replies still streaming are indexed (what the sweep for replies a dead node
         # left asks for): a finished message, nearly every one, costs no entry here.
         await self.messages.create_index(
             [("status", ASCENDING), ("checkpoint_at", ASCENDING)], name="streaming_replies",
             partialFilterExpression={"status": "streaming"},
         )
-        if "status_1" in await self.messages.index_information():
-            await self.messages.drop_index("status_1")  # an index of every message (older data)
+        # Older data: an index of every message's status, and one of client_msg_ids (a
+        # retry is now found by its _id, derived from it: storage/messages.py).
+        existing = await self.messages.index_information()
+        for name in ("status_1", "room_id_1_client_msg_id_1"):
+            if name in existing:
+                await self.messages.drop_index(name)
         await self.refresh_tokens.create_index("family_id")
         await self.refresh_tokens.create_index("user_id")
         await self.db["identities"].create_index("user_id")

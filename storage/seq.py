@@ -199,12 +199,9 @@ class SeqWriter:
             self._last.pop(item.doc["room_id"], None)
         failed, retry = rest[0], rest[1:]
         message = str(error.get("errmsg", ""))
-        if error.get("code") == 11000 and "client_msg_id" in (
-            str(error.get("keyPattern", "")) + message
-        ):
-            existing = await self._messages.find_one({
-                "room_id": failed.doc["room_id"], "client_msg_id": failed.doc["client_msg_id"],
-            })
+        if error.get("code") == 11000 and _on_id(error):
+            # A retry (its id comes from its client_msg_id): the first one is the answer.
+            existing = await self._messages.find_one({"_id": failed.doc["_id"]})
             if existing is not None and not failed.future.done():
                 failed.future.set_result((existing, False))
             elif existing is None:
@@ -220,3 +217,11 @@ class SeqWriter:
         elif not failed.future.done():
             failed.future.set_exception(OperationFailure(message, error.get("code"), error))
         self._waiting.extendleft(reversed(retry))
+
+
+def _on_id(error: dict[str, Any]) -> bool:
+    """Whether a duplicate key error is on `_id` (not on the (room_id, seq) index)."""
+    pattern = error.get("keyPattern")
+    if isinstance(pattern, dict):
+        return list(pattern) == ["_id"]
+    return "_id_" in str(error.get("errmsg", ""))

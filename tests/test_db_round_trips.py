@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pymongo import monitoring
+from pymongo import ASCENDING, AsyncMongoClient, monitoring
 
 from storage.seq import ROOMS_DELAY
 from tests.client import Parlour, SocketClient, start_parlour
@@ -161,3 +161,30 @@ async def test_rooms_follow_their_messages_once_a_second_under_constant_load(
     status, chat = await server.request("GET", f"/api/v1/chat/{room_id}", users[0])
     assert status == 200, chat
     assert chat["last_seq"] == last, (chat, last)
+
+
+async def test_messages_carry_no_index_of_their_own_for_retries(make_settings: Any) -> None:
+    """A retry is found by its `_id` (derived from its client_msg_id): the index older
+    versions kept of client_msg_ids, one more entry for every message stored, is dropped
+    when the server starts on such a database, and retries still return the first."""
+    settings = make_settings()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo.uri)
+    messages = client[settings.mongo.database]["messages"]
+    await messages.create_index(
+        [("room_id", ASCENDING), ("client_msg_id", ASCENDING)], unique=True,
+        partialFilterExpression={"client_msg_id": {"$type": "string"}})
+    server = await start_parlour(settings)
+    try:
+        indexes = await messages.index_information()
+        assert sorted(indexes) == ["_id_", "room_id_1_seq_1", "streaming_replies"], indexes
+        user = await server.signup()
+        s = await server.socket(user)
+        room_id = (await s.ok("create_room", {"assistant_mode": "off"}))["room"]["room_id"]
+        payload = {"room_id": room_id, "content": "once", "client_msg_id": "c-1"}
+        first = (await s.ok("send_message", payload))["message"]
+        again = await asyncio.gather(*(s.ok("send_message", payload) for _ in range(3)))
+        assert {r["message"]["message_id"] for r in again} == {first["message_id"]}
+        assert await messages.count_documents({"room_id": room_id}) == 1
+    finally:
+        await server.close()
+        await client.close()

@@ -82,6 +82,28 @@ async def test_client_msg_id_retry_is_idempotent(parlour: Parlour) -> None:
     assert len(s.named("message_received")) == 1
 
 
+async def test_a_client_msg_id_is_each_senders_own(parlour: Parlour) -> None:
+    """Two members whose clients happen to pick the same client_msg_id both get their
+    message stored; each one's retry still returns that sender's first message."""
+    alice, bob = await parlour.signup(), await parlour.signup()
+    a = await parlour.socket(alice)
+    room_id = (await a.ok("create_room", {"assistant_mode": "off"}))["room"]["room_id"]
+    await a.ok("invite", {"room_id": room_id, "email": bob.email})
+    b = await parlour.socket(bob)
+    await b.ok("join_room", {"room_id": room_id})
+    mine = (await a.ok("send_message", {"room_id": room_id, "content": "from alice",
+                                        "client_msg_id": "1"}))["message"]
+    theirs = (await b.ok("send_message", {"room_id": room_id, "content": "from bob",
+                                           "client_msg_id": "1"}))["message"]
+    assert theirs["message_id"] != mine["message_id"]
+    assert (theirs["seq"], theirs["content"]) == (2, "from bob")
+    again = (await b.ok("send_message", {"room_id": room_id, "content": "from bob",
+                                         "client_msg_id": "1"}))["message"]
+    assert again["message_id"] == theirs["message_id"]
+    status, data = await parlour.request("GET", f"/api/v1/chat/{room_id}/messages", alice)
+    assert [m["content"] for m in data["messages"]] == ["from alice", "from bob"]
+
+
 async def test_concurrent_senders_get_gap_free_seq(parlour: Parlour) -> None:
     owner = await parlour.signup()
     s = await parlour.socket(owner)
