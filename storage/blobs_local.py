@@ -67,14 +67,16 @@ class LocalBlobStore:
     async def get(self, key: str) -> BlobStream:
         """Open the blob for streaming; not_found if it does not exist."""
         data_path, meta_path = await self._paths(key)
+        # A caller cancelled while the thread opens the file would drop the open handle
+        # (a leak, until the collector finds it): the opening is shielded, and closed
+        # once done if nobody is left to take it.
+        opening = asyncio.ensure_future(asyncio.to_thread(_open_for_read, data_path, meta_path))
         try:
-            handle, length = await asyncio.to_thread(_open_for_read, data_path)
+            handle, length, content_type = await asyncio.shield(opening)
         except FileNotFoundError:
             raise AppError(NOT_FOUND, "file not found") from None
-        try:
-            content_type = await asyncio.to_thread(_read_meta, meta_path)
-        except BaseException:
-            await asyncio.to_thread(handle.close)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_unclaimed)
             raise
 
         async def read() -> bytes:
@@ -142,6 +144,17 @@ def _read_meta(path: Path) -> str:
     return value if isinstance(value, str) and value else DEFAULT_CONTENT_TYPE
 
 
-def _open_for_read(path: Path) -> tuple[IO[bytes], int]:
+def _open_for_read(path: Path, meta_path: Path) -> tuple[IO[bytes], int, str]:
+    """The open blob, its length and its content type (closed again if that fails)."""
     handle = path.open("rb")
-    return handle, os.fstat(handle.fileno()).st_size
+    try:
+        return handle, os.fstat(handle.fileno()).st_size, _read_meta(meta_path)
+    except BaseException:
+        handle.close()
+        raise
+
+
+def _close_unclaimed(opening: asyncio.Future[tuple[IO[bytes], int, str]]) -> None:
+    """Close what an abandoned opening opened (a read-only file: closing does no I/O)."""
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result()[0].close()
