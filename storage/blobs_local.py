@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO
 
 from app.errors import INVALID_PAYLOAD, NOT_FOUND, UNAVAILABLE, AppError
+from app.tasks import acquire_in_thread
 from storage.blobs import DEFAULT_CONTENT_TYPE, READ_CHUNK, BlobStream, ChunkIterator, validate_key
 
 
@@ -67,17 +68,11 @@ class LocalBlobStore:
     async def get(self, key: str) -> BlobStream:
         """Open the blob for streaming; not_found if it does not exist."""
         data_path, meta_path = await self._paths(key)
-        # A caller cancelled while the thread opens the file would drop the open handle
-        # (a leak, until the collector finds it): the opening is shielded, and closed
-        # once done if nobody is left to take it.
-        opening = asyncio.ensure_future(asyncio.to_thread(_open_for_read, data_path, meta_path))
-        try:
-            handle, length, content_type = await asyncio.shield(opening)
+        try:  # closed, should the caller be cancelled while the thread opens it
+            handle, length, content_type = await acquire_in_thread(
+                lambda: _open_for_read(data_path, meta_path), lambda opened: opened[0].close())
         except FileNotFoundError:
             raise AppError(NOT_FOUND, "file not found") from None
-        except asyncio.CancelledError:
-            opening.add_done_callback(_close_unclaimed)
-            raise
 
         async def read() -> bytes:
             return await asyncio.to_thread(handle.read, READ_CHUNK)
@@ -152,9 +147,3 @@ def _open_for_read(path: Path, meta_path: Path) -> tuple[IO[bytes], int, str]:
     except BaseException:
         handle.close()
         raise
-
-
-def _close_unclaimed(opening: asyncio.Future[tuple[IO[bytes], int, str]]) -> None:
-    """Close what an abandoned opening opened (a read-only file: closing does no I/O)."""
-    if not opening.cancelled() and opening.exception() is None:
-        opening.result()[0].close()

@@ -26,6 +26,7 @@ from app.metrics import Metrics
 from app.rag.chunking import Chunk
 from app.rag.embeddings import Embedder
 from app.rag.sandbox import ExtractionPool, ExtractJob
+from app.tasks import acquire_in_thread
 from storage.blobs import BlobStore
 from storage.files import FileRecord, FileStore
 from storage.vectors import MetadataValue, VectorItem, VectorStore
@@ -224,7 +225,8 @@ class Ingestor:
 
     async def _extract(self, record: FileRecord) -> list[Chunk]:
         """Copy the blob to a temp file; the sandbox extracts and chunks it."""
-        fd, name = await asyncio.to_thread(tempfile.mkstemp, prefix="parlour-ingest-")
+        fd, name = await acquire_in_thread(  # not left behind by a cancelled ingestion
+            lambda: tempfile.mkstemp(prefix="parlour-ingest-"), _discard_temp)
         path = Path(name)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -270,3 +272,9 @@ class Ingestor:
 def _write(handle: IO[bytes], data: bytes) -> None:
     handle.write(data)
 
+
+def _discard_temp(made: tuple[int, str]) -> None:
+    """Close and remove a temp file nobody took (its ingestion was cancelled meanwhile)."""
+    os.close(made[0])
+    with contextlib.suppress(OSError):
+        os.unlink(made[1])
