@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 
 from app.models import utcnow
-from storage.mongo import FILES_CHAT_INDEX, FILES_OWNER_INDEX, Mongo
+from storage.mongo import FILES_CHAT_INDEX, FILES_OWNER_INDEX, Mongo, update_and_read
 
 Doc = dict[str, Any]
 Scope = Literal["chat", "user"]
@@ -31,6 +31,7 @@ READY_KEYS = 10_000
 Status = Literal["processing", "ready", "failed", "stored", "deleting"]
 VISIBLE: Doc = {"$ne": "deleting"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CLAIM_ATTEMPTS = 5  # candidates one claim tries when other nodes take them first
 
 
 class FileRecord(BaseModel):
@@ -158,10 +159,8 @@ class FileStore:
     async def mark_deleting(self, file_id: str) -> FileRecord | None:
         """Start deleting a record (also one already being deleted); None if there is none."""
         self._written()
-        doc = await self._files.find_one_and_update(
-            {"_id": file_id}, {"$set": {"status": "deleting"}},
-            return_document=ReturnDocument.AFTER,
-        )
+        doc = await update_and_read(
+            self._files, {"_id": file_id}, {"$set": {"status": "deleting"}})
         return _record(doc) if doc else None
 
     async def mark_chat_deleting(self, chat_id: str) -> list[FileRecord]:
@@ -191,14 +190,20 @@ class FileStore:
         query: Doc = {"status": "processing", "lease_until": {"$lt": now}}
         if skip_owners:
             query["owner_id"] = {"$nin": list(skip_owners)}
-        doc = await self._files.find_one_and_update(
-            query,
-            {"$set": {"lease_until": now + timedelta(seconds=lease_seconds), "node": node_id},
-             "$inc": {"attempts": 1}},
-            sort=[("created_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-        )
-        return _record(doc) if doc else None
+        update = {"$set": {"lease_until": now + timedelta(seconds=lease_seconds),
+                           "node": node_id},
+                  "$inc": {"attempts": 1}}
+        # The oldest candidate, then a conditional update of it by _id (not findAndModify:
+        # storage/mongo.update_and_read). Another node may take it in between: then the
+        # next oldest, a bounded number of times; the next poll tries again.
+        for _ in range(CLAIM_ATTEMPTS):
+            found = await self._files.find_one(query, {"_id": 1}, sort=[("created_at", ASCENDING)])
+            if found is None:
+                return None
+            doc = await update_and_read(self._files, {**query, "_id": found["_id"]}, update)
+            if doc is not None:
+                return _record(doc)
+        return None
 
     async def renew(self, file_id: str, lease_seconds: float) -> bool:
         """Extend a claim; False if the record is gone."""
@@ -226,8 +231,6 @@ class FileStore:
     async def update_state(self, file_id: str, fields: Doc) -> FileRecord | None:
         """Set ingestion fields of a `processing` record; None if it is gone or deleting."""
         self._written()
-        doc = await self._files.find_one_and_update(
-            {"_id": file_id, "status": "processing"}, {"$set": fields},
-            return_document=ReturnDocument.AFTER,
-        )
+        doc = await update_and_read(
+            self._files, {"_id": file_id, "status": "processing"}, {"$set": fields})
         return _record(doc) if doc else None

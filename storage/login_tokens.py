@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from app.models import utcnow
-from storage.mongo import Mongo
+from storage.mongo import Mongo, delete_and_read
 
 
 class LoginTokenStore:
@@ -22,7 +22,7 @@ class LoginTokenStore:
 
     async def take(self, token_hash: str) -> str | None:
         """The user of an unexpired token, deleting it in the same step; None otherwise."""
-        doc = await self._tokens.find_one_and_delete(
-            {"_id": token_hash, "expires_at": {"$gt": utcnow()}}
+        doc = await delete_and_read(
+            self._tokens, {"_id": token_hash, "expires_at": {"$gt": utcnow()}}
         )
         return str(doc["user_id"]) if doc is not None else None

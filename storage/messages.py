@@ -6,10 +6,10 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 
 from app.models import Message
-from storage.mongo import Mongo
+from storage.mongo import Mongo, update_and_read
 from storage.recent import RecentMessages, streaming_ids
 from storage.seq import SeqWriter
 
@@ -79,14 +79,23 @@ class MessageStore:
         doc = await self._messages.find_one({"_id": message_id})
         return message_from_doc(doc) if doc else None
 
-    async def update(self, message_id: str, fields: Doc) -> Message | None:
-        """Set fields on a message (streaming checkpoints, final state)."""
-        doc = await self._messages.find_one_and_update(
-            {"_id": message_id}, {"$set": fields}, return_document=ReturnDocument.AFTER
-        )
-        if doc is None:
-            return None
-        message = message_from_doc(doc)
+    async def update(self, message_id: str, fields: Doc, *,
+                     held: Message | None = None) -> Message | None:
+        """Set fields on a message (streaming checkpoints, final state); None if it is gone.
+
+        `held`: the message as its only writer holds it (a reply its own): the result is
+        that with `fields`, not read back.
+        """
+        if held is None:
+            doc = await update_and_read(self._messages, {"_id": message_id}, {"$set": fields})
+            if doc is None:
+                return None
+            message = message_from_doc(doc)
+        else:
+            result = await self._messages.update_one({"_id": message_id}, {"$set": fields})
+            if result.matched_count == 0:
+                return None
+            message = Message.model_validate({**held.model_dump(), **fields})
         self._recent.updated(message)
         return message
 

@@ -17,6 +17,38 @@ FILES_OWNER_INDEX = [("owner_id", ASCENDING), ("scope", ASCENDING), ("created_at
 Doc = dict[str, Any]
 
 
+async def update_and_read(
+    collection: AsyncCollection[Doc], query: Doc, update: Doc, *,
+    projection: Doc | None = None, array_filters: list[Doc] | None = None,
+) -> Doc | None:
+    """`update_one` on a query naming an `_id`, then the document as it is now.
+
+    None when nothing matched. This stands in for `find_one_and_update`: SecantusDB, the
+    embedded default, finds the document through the index but rewrites it under a filter
+    (`{_id, $and: [query]}`) that no index serves, so each findAndModify scans the whole
+    collection: 195 ms with 30,000 messages stored, against 0.7 ms for this pair
+    (`python -m bench.find_and_modify`). The document read back may already carry a
+    later write; every caller wants the latest state.
+    """
+    result = await collection.update_one(query, update, array_filters=array_filters)
+    if result.matched_count == 0:
+        return None
+    return await collection.find_one({"_id": query["_id"]}, projection)
+
+
+async def delete_and_read(collection: AsyncCollection[Doc], query: Doc) -> Doc | None:
+    """The document matching `query`, deleted; None if none matched or another took it.
+
+    `find_one_and_delete` without its collection scan on SecantusDB (`update_and_read`):
+    of two callers racing for one document, only the one whose delete removed it gets it.
+    """
+    doc = await collection.find_one(query)
+    if doc is None:
+        return None
+    result = await collection.delete_one({**query, "_id": doc["_id"]})
+    return doc if result.deleted_count else None
+
+
 class MongoUnavailable(Exception):
     """The configured MongoDB server did not answer."""
 

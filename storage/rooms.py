@@ -9,13 +9,13 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from app.errors import CONFLICT, AppError, invalid
 from app.models import WS_SESSION, Member, Room
 from storage.control import ControlBus
-from storage.mongo import Mongo
+from storage.mongo import Mongo, update_and_read
 
 log = logging.getLogger(__name__)
 CACHE_SECONDS = 5.0  # a cached room is read again after this long, changed or not
@@ -174,22 +174,19 @@ class RoomStore:
 
     async def update(self, room_id: str, fields: Doc) -> Room | None:
         """Set fields on a room; the updated room."""
-        doc = await self._rooms.find_one_and_update(
-            {"_id": room_id}, {"$set": fields}, return_document=ReturnDocument.AFTER
-        )
+        doc = await update_and_read(self._rooms, {"_id": room_id}, {"$set": fields})
         await self.changed(room_id)
         return room_from_doc(doc) if doc else None
 
     async def add_member(self, room_id: str, member: Member, now: datetime) -> Room | None:
         """Add a member unless already present; the updated room."""
-        doc = await self._rooms.find_one_and_update(
-            {"_id": room_id, "member_ids": {"$ne": member.user_id}},
+        doc = await update_and_read(
+            self._rooms, {"_id": room_id, "member_ids": {"$ne": member.user_id}},
             {
                 "$push": {"members": member.model_dump()},
                 "$addToSet": {"member_ids": member.user_id},
                 "$set": {"updated_at": now},
             },
-            return_document=ReturnDocument.AFTER,
         )
         await self.changed(room_id)
         return room_from_doc(doc) if doc else None
@@ -198,24 +195,22 @@ class RoomStore:
         self, room_id: str, user_id: str, role: str, now: datetime
     ) -> Room | None:
         """Change a member's role; the updated room (None if not a member)."""
-        doc = await self._rooms.find_one_and_update(
-            {"_id": room_id, "member_ids": user_id},
+        doc = await update_and_read(
+            self._rooms, {"_id": room_id, "member_ids": user_id},
             {"$set": {"members.$[m].role": role, "updated_at": now}},
             array_filters=[{"m.user_id": user_id}],
-            return_document=ReturnDocument.AFTER,
         )
         await self.changed(room_id)
         return room_from_doc(doc) if doc else None
 
     async def remove_member(self, room_id: str, user_id: str, now: datetime) -> Room | None:
         """Remove a member; the updated room."""
-        doc = await self._rooms.find_one_and_update(
-            {"_id": room_id},
+        doc = await update_and_read(
+            self._rooms, {"_id": room_id},
             {
                 "$pull": {"members": {"user_id": user_id}, "member_ids": user_id},
                 "$set": {"updated_at": now},
             },
-            return_document=ReturnDocument.AFTER,
         )
         await self.changed(room_id)
         return room_from_doc(doc) if doc else None

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from app.errors import CONFLICT, AppError
 from app.ids import new_id
 from app.models import User, utcnow
-from storage.mongo import Mongo
+from storage.mongo import Mongo, update_and_read
 
 
 def _user(doc: dict[str, Any]) -> User:
@@ -69,9 +68,9 @@ class UserStore:
 
     async def bump_token_version(self, user_id: str) -> int | None:
         """Increment the token version (ends every session); the new one, None if no user."""
-        doc = await self._users.find_one_and_update(
-            {"_id": user_id}, {"$inc": {"token_version": 1}},
-            projection={"token_version": 1}, return_document=ReturnDocument.AFTER,
+        doc = await update_and_read(
+            self._users, {"_id": user_id}, {"$inc": {"token_version": 1}},
+            projection={"token_version": 1},
         )
         return int(doc["token_version"]) if doc else None
 
@@ -151,10 +150,10 @@ class RefreshTokenStore:
 
     async def spend(self, jti: str, token_hash: str) -> dict[str, Any] | None:
         """Mark an unused, unrevoked token used; None if it was already spent or unknown."""
-        return await self._tokens.find_one_and_update(
+        return await update_and_read(
+            self._tokens,
             {"_id": jti, "token_hash": token_hash, "used_at": None, "revoked": False},
             {"$set": {"used_at": utcnow()}},
-            return_document=ReturnDocument.AFTER,
         )
 
     async def find(self, jti: str) -> dict[str, Any] | None:

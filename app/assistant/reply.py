@@ -342,7 +342,8 @@ class Reply:
     async def _checkpoint(self, content: str) -> None:
         await self._opened()
         message_id = str(self.message_id)
-        await self._env.messages.update(message_id, {"content": content, "checkpoint_at": utcnow()})
+        await self._env.messages.update(message_id, {"content": content, "checkpoint_at": utcnow()},
+                                        held=self._placeholder)
         await self._env.streams.touch(message_id)
 
     def _on_sender_failure(self, exc: BaseException) -> None:
@@ -403,7 +404,8 @@ class Reply:
             fields["tool_calls"] = [_ended(call, status) for call in self._calls.values()]
         if error is not None:
             fields["error"] = error.as_dict()
-        saved, final = await self._attempt("final message", env.messages.update(message_id, fields))
+        saved, final = await self._attempt("final message", env.messages.update(
+            message_id, fields, held=self._placeholder))
         entry = UsageEntry(
             user_id=self.requested_by, path=self.kind, model=self.model_id, usage=usage,
             latency_ms=latency_ms, ttft_ms=ttft_ms, status=status, finish_reason=finish,
