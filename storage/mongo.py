@@ -10,10 +10,6 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-# Indexes on `files` that queries name as hints (storage/files.py).
-FILES_CHAT_INDEX = [("chat_id", ASCENDING), ("created_at", DESCENDING)]
-FILES_OWNER_INDEX = [("owner_id", ASCENDING), ("scope", ASCENDING), ("created_at", DESCENDING)]
-
 Doc = dict[str, Any]
 
 
@@ -27,7 +23,7 @@ async def update_and_read(
     embedded default, finds the document through the index but rewrites it under a filter
     (`{_id, $and: [query]}`) that no index serves, so each findAndModify scans the whole
     collection: 195 ms with 30,000 messages stored, against 0.7 ms for this pair
-    (`python -m bench.find_and_modify`). The document read back may already carry a
+    (`python -m bench.db_scaling`). The document read back may already carry a
     later write; every caller wants the latest state.
     """
     result = await collection.update_one(query, update, array_filters=array_filters)
@@ -120,8 +116,9 @@ class Mongo:
         await self.collection("login_tokens").create_index("expires_at", expireAfterSeconds=0)
         await self.invites.create_index([("email", ASCENDING), ("room_id", ASCENDING)], unique=True)
         files = self.collection("files")  # storage/files.py
-        await files.create_index(FILES_CHAT_INDEX)
-        await files.create_index(FILES_OWNER_INDEX)
+        await files.create_index([("chat_id", ASCENDING), ("created_at", DESCENDING)])
+        await files.create_index(
+            [("owner_id", ASCENDING), ("scope", ASCENDING), ("created_at", DESCENDING)])
         await files.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
         usage = self.collection("usage")  # storage/usage.py
         await usage.create_index([("user_id", ASCENDING), ("created_at", DESCENDING)])

@@ -2,7 +2,7 @@
 
 SecantusDB, the embedded default, finds a findAndModify's document through the index but
 rewrites it under a filter no index serves, so each one scans the whole collection: 345 ms
-with 30,000 messages stored on disk (`python -m bench.find_and_modify`), and every reply
+with 30,000 messages stored on disk (`python -m bench.db_scaling`), and every reply
 writes its message at least twice. Parlour updates with `update_one` and reads the result
 back (storage/mongo.update_and_read). These tests run what users do that changes one
 document (a reply, a room renamed, a member added, re-roled and removed, a session
