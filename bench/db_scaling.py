@@ -5,7 +5,8 @@
 SecantusDB, the embedded default, serves some query shapes from an index and others by
 reading every document the filter's first field names (or the whole collection). Each
 pair below is a shape Parlour used to send (the first) and the one it sends now (the
-second), timed with N messages stored in one room and N / 6 file records in 100 chats:
+second), timed with N messages stored in one room, N / 6 file records in 100 chats and
+N / 6 rooms:
 - a reply's checkpoint or end written with `find_one_and_update`, against
   `storage.mongo.update_and_read` (`update_one`, then `find_one`); `find_one_and_delete`
   against `delete_and_read`: SecantusDB rewrites a findAndModify's document under a
@@ -15,6 +16,10 @@ second), timed with N messages stored in one room and N / 6 file records in 100 
 - the first message a node writes to a room it has not written to: the room's messages
   sorted for the highest seq, against `MessageStore.append` (from the room's `last_seq`
   up), which includes the insert;
+- the public room list, in a `rooms` collection without and with its partial index
+  (N / 6 rooms, one in a hundred public);
+- the latest page of a room on a node that has not written to it (a room opened after a
+  restart): a sort with a limit, against `MessageStore.page` (from the last seq down);
 - the page after seq 1 (a client catching up): a sort with a limit over the rest of the
   room, against `MessageStore.page(after_seq=...)` (a seq range).
 Without a URI it starts SecantusDB on disk, as `parlour serve` does by default. Prints
@@ -41,6 +46,7 @@ from storage.embedded_mongo import EmbeddedMongo
 from storage.files import FileStore
 from storage.messages import MessageStore
 from storage.mongo import Mongo, delete_and_read, update_and_read
+from storage.rooms import RoomStore
 
 N = 8
 BATCH = 1000
@@ -64,6 +70,7 @@ class Stored:
         self.chats = [new_id() for _ in range(100)]
         self.messages = 0
         self.files = 0
+        self.rooms = 0
 
     async def grow(self, size: int) -> None:
         coll = self.mongo.messages
@@ -75,6 +82,15 @@ class Stored:
         await self.mongo.rooms.update_one(
             {"_id": self.room_id}, {"$set": {"last_seq": self.messages}}, upsert=True)
         files, now = self.mongo.collection("files"), utcnow()
+        rooms = [{"_id": new_id(), "title": "a room", "owner_id": "u1", "room_type": "aisuite",
+                  "members": [{"user_id": "u1", "name": "Ann", "role": "owner"}],
+                  "member_ids": ["u1"], "visibility": "public" if i % 100 == 0 else "private",
+                  "created_at": now, "updated_at": now, "last_activity_at": now}
+                 for i in range(self.rooms, size // 6)]
+        if rooms:  # into the rooms (with their indexes) and a copy without them
+            await self.mongo.rooms.insert_many(rooms)
+            await self.mongo.collection("rooms_unindexed").insert_many(rooms)
+            self.rooms = size // 6
         while self.files < size // 6:
             count = min(BATCH, size // 6 - self.files)
             await files.insert_many([{
@@ -117,6 +133,14 @@ async def one_size(stored: Stored) -> dict[str, float]:
         "last_seq_sorted_ms": await timed(lambda _: coll.find_one(
             {"room_id": room_id}, projection={"seq": 1}, sort=[("seq", DESCENDING)])),
         "first_append_ms": await timed(first_append),
+        "public_rooms_unindexed_ms": await timed(lambda _: mongo.collection(
+            "rooms_unindexed").find({"visibility": "public"}).sort(
+                [("last_activity_at", DESCENDING), ("_id", DESCENDING)]).limit(21).to_list()),
+        "public_rooms_ms": await timed(lambda _: RoomStore(mongo).list_public(None, 20)),
+        "latest_page_sorted_ms": await timed(lambda _: coll.find(
+            {"room_id": room_id}).sort("seq", DESCENDING).limit(50).to_list()),
+        "latest_page_ms": await timed(  # a new store: a node that has not written the room
+            lambda _: MessageStore(mongo).page(room_id, limit=50)),
         "page_after_sorted_ms": await timed(lambda _: coll.find(
             {"room_id": room_id, "seq": {"$gt": 1}}).sort("seq", ASCENDING).limit(50).to_list()),
         "page_after_ms": await timed(

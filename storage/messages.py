@@ -115,9 +115,10 @@ class MessageStore:
             held = self._recent.below(room_id, before_seq, limit)
             if held is not None:
                 return await self._refreshed(held)
-        upto = before_seq - 1 if before_seq is not None else self._writer.known_last(room_id)
-        docs: list[Doc] | None = None if upto is None else await self._latest_in_range(
-            room_id, upto, limit, bounded=before_seq is not None)
+        # The latest page of a room this node has not written to yet: its last seq is read
+        # (from the room's last_seq up), not found by sorting the room.
+        upto = before_seq - 1 if before_seq is not None else await self._writer.last_seq(room_id)
+        docs = await self._latest_in_range(room_id, upto, limit, bounded=before_seq is not None)
         if docs is None:
             query: Doc = {"room_id": room_id}
             if before_seq is not None:

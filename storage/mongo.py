@@ -96,6 +96,11 @@ class Mongo:
         """Create every index Parlour relies on (idempotent)."""
         await self.users.create_index("email", unique=True)
         await self.rooms.create_index([("member_ids", ASCENDING), ("last_activity_at", DESCENDING)])
+        # Public rooms only (the public room list): without it, that list read every room.
+        await self.rooms.create_index(
+            [("visibility", ASCENDING), ("last_activity_at", DESCENDING)], name="public_rooms",
+            partialFilterExpression={"visibility": "public"},
+        )
         await self.messages.create_index([("room_id", ASCENDING), ("seq", ASCENDING)], unique=True)
         # Only replies still streaming are indexed (what the sweep for replies a dead node
         # left asks for): a finished message, nearly every one, costs no entry here.

@@ -112,7 +112,15 @@ class SeqWriter:
                     if not item.future.done():
                         item.future.set_exception(exc)
 
-    async def _last_seq(self, room_id: str) -> None:
+    async def last_seq(self, room_id: str) -> int:
+        """The room's last seq as this node knows it; read (and kept) if it knows none."""
+        known = self._last.get(room_id)
+        if known is not None:
+            return known
+        seq = await self._read_last(room_id)
+        return self._last.setdefault(room_id, seq)  # unless the writer learnt it meanwhile
+
+    async def _read_last(self, room_id: str) -> int:
         """Read the room's last seq: its highest from the seqs at or above the room's.
 
         The room's `last_seq` trails the messages by about ROOMS_DELAY and never passes
@@ -128,12 +136,15 @@ class SeqWriter:
         if doc is None and floor:  # not expected: the room counts more than is stored
             doc = await self._messages.find_one(
                 {"room_id": room_id}, projection={"seq": 1}, sort=[("seq", DESCENDING)])
-        self._last[room_id] = int(doc["seq"]) if doc else 0
+        return int(doc["seq"]) if doc else 0
+
+    async def _learn_last(self, room_id: str) -> None:
+        self._last[room_id] = await self._read_last(room_id)
 
     async def _write(self, group: list[_Append]) -> None:
         unknown = {item.doc["room_id"] for item in group} - self._last.keys()
         if unknown:
-            await asyncio.gather(*(self._last_seq(room_id) for room_id in unknown))
+            await asyncio.gather(*(self._learn_last(room_id) for room_id in unknown))
         docs: list[Doc] = []
         for item in group:
             room_id = item.doc["room_id"]

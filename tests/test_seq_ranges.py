@@ -4,7 +4,8 @@ SecantusDB, the embedded default, answers a sort with a limit by reading every m
 of the room (730 ms for the highest seq of a room of 20,000, 878 ms for the page after
 seq 1: `python -m bench.db_scaling`). Seqs are gap-free, so Parlour reads ranges: a node
 new to a room looks for its last seq from the room's `last_seq` up (which trails the
-messages by up to a second), and the page after a seq is that seq + 1 to + limit. These
+messages by up to a second) and reads the latest page as the range below it, and the
+page after a seq is that seq + 1 to + limit. These
 tests check the seqs and pages users get when the room's `last_seq` trails, when it is
 (unexpectedly) ahead, and when a seq is (unexpectedly) missing.
 """
@@ -73,6 +74,16 @@ async def test_the_page_after_a_seq_is_the_next_messages_in_order(mongo: Mongo) 
         range(26, 31))
     assert await store.page(room_id, after_seq=30, limit=10) == []
     assert [m.seq for m in await store.page(room_id, after_seq=5, before_seq=9)] == [6, 7, 8]
+
+
+@pytest.mark.parametrize("room_last_seq", [0, 20, 30])
+async def test_the_latest_page_on_a_node_new_to_the_room_is_its_last_messages(
+    mongo: Mongo, room_last_seq: int,
+) -> None:
+    room_id = await _room_with(mongo, 30)
+    await mongo.rooms.update_one({"_id": room_id}, {"$set": {"last_seq": room_last_seq}})
+    page = await MessageStore(mongo).page(room_id, limit=8)
+    assert [(m.seq, m.content) for m in page] == [(s, f"m{s}") for s in range(23, 31)]
 
 
 async def test_a_missing_seq_does_not_hide_the_messages_after_it(mongo: Mongo) -> None:
