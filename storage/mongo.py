@@ -22,7 +22,7 @@ async def update_and_read(
     None when nothing matched. This stands in for `find_one_and_update`: SecantusDB, the
     embedded default, finds the document through the index but rewrites it under a filter
     (`{_id, $and: [query]}`) that no index serves, so each findAndModify scans the whole
-    collection: 195 ms with 30,000 messages stored, against 0.7 ms for this pair
+    collection: 339 ms with 30,000 messages stored, against 1.4 ms for this pair
     (`python -m bench.db_scaling`). The document read back may already carry a
     later write; every caller wants the latest state.
     """

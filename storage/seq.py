@@ -125,8 +125,8 @@ class SeqWriter:
 
         The room's `last_seq` trails the messages by about ROOMS_DELAY and never passes
         them ($max), so few messages are above it. Not the room's messages sorted whole:
-        SecantusDB reads every one of them to find the highest (730 ms in a room of
-        20,000: `python -m bench.db_scaling`).
+        SecantusDB reads every one of them to find the highest (755 ms in a room of
+        30,000: `python -m bench.db_scaling`).
         """
         room = await self._rooms.find_one({"_id": room_id}, projection={"last_seq": 1})
         floor = int(room.get("last_seq") or 0) if room else 0

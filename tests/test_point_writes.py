@@ -1,7 +1,7 @@
 """Writes to one document go by its `_id`, never through findAndModify.
 
 SecantusDB, the embedded default, finds a findAndModify's document through the index but
-rewrites it under a filter no index serves, so each one scans the whole collection: 345 ms
+rewrites it under a filter no index serves, so each one scans the whole collection: 339 ms
 with 30,000 messages stored on disk (`python -m bench.db_scaling`), and every reply
 writes its message at least twice. Parlour updates with `update_one` and reads the result
 back (storage/mongo.update_and_read). These tests run what users do that changes one

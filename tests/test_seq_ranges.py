@@ -1,7 +1,7 @@
 """A room's messages are read as seq ranges, and the answers are the same as a sort's.
 
 SecantusDB, the embedded default, answers a sort with a limit by reading every message
-of the room (730 ms for the highest seq of a room of 20,000, 878 ms for the page after
+of the room (755 ms for the highest seq of a room of 30,000, 921 ms for the page after
 seq 1: `python -m bench.db_scaling`). Seqs are gap-free, so Parlour reads ranges: a node
 new to a room looks for its last seq from the room's `last_seq` up (which trails the
 messages by up to a second) and reads the latest page as the range below it, and the
