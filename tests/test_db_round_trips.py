@@ -15,48 +15,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pymongo import ASCENDING, AsyncMongoClient, monitoring
+from pymongo import ASCENDING, AsyncMongoClient
 
 from storage.seq import ROOMS_DELAY
 from tests.client import Parlour, SocketClient, start_parlour
+from tests.mongo_commands import Commands, listening
 
 HOT = {"messages", "rooms", "users", "invites", "refresh_tokens", "usage"}
 
 
-class Commands(monitoring.CommandListener):
-    """(command, collection) of every command sent, while `counting`."""
-
-    def __init__(self) -> None:
-        self.seen: Counter[tuple[str, str]] = Counter()
-        self.counting = False
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if not self.counting:
-            return
-        target = event.command.get(event.command_name)
-        collection = target if isinstance(target, str) else ""
-        if collection in HOT or event.command_name in ("commitTransaction", "abortTransaction"):
-            self.seen[(event.command_name, collection)] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        return None
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        return None
-
-    def take(self) -> Counter[tuple[str, str]]:
-        seen, self.seen = self.seen, Counter()
-        return seen
-
-
 @pytest.fixture
 def commands() -> Iterator[Commands]:
-    listener = Commands()
-    monitoring.register(listener)  # clients created from now on report to it
-    try:
+    with listening(Commands(HOT, counting=False)) as listener:
         yield listener
-    finally:
-        monitoring._LISTENERS.command_listeners.remove(listener)
 
 
 @pytest.fixture

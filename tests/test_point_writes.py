@@ -15,48 +15,27 @@ exactly one wins.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from app.ids import new_id
 from app.models import utcnow
 from storage.files import FileRecord, FileStore
 from storage.mongo import Mongo, delete_and_read, update_and_read
 from tests.client import start_parlour
+from tests.mongo_commands import Commands, listening
 from tests.scripted_provider import ScriptedProvider
-
-
-class Commands(monitoring.CommandListener):
-    """(command, collection) of every command sent."""
-
-    def __init__(self) -> None:
-        self.seen: Counter[tuple[str, str]] = Counter()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        target = event.command.get(event.command_name)
-        self.seen[(event.command_name, target if isinstance(target, str) else "")] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        return None
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        return None
 
 
 @pytest.fixture
 def commands() -> Iterator[Commands]:
-    listener = Commands()
-    monitoring.register(listener)  # clients created from now on report to it
-    try:
+    with listening(Commands()) as listener:
         yield listener
-    finally:
-        monitoring._LISTENERS.command_listeners.remove(listener)
 
 
 async def test_what_users_do_to_one_document_sends_no_find_and_modify(

@@ -8,44 +8,27 @@ history from MongoDB; what another node wrote in between is read from the databa
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pymongo import monitoring
 
 from app.llm.base import ChatMessage
 from tests.client import start_parlour
+from tests.mongo_commands import Commands, listening
 from tests.scripted_provider import ScriptedProvider
 
 
-class Finds(monitoring.CommandListener):
-    """Reads of the messages collection (find / aggregate), while `counting`."""
-
-    def __init__(self) -> None:
-        self.reads = 0
-        self.counting = False
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.counting and event.command_name in ("find", "aggregate") and \
-                event.command.get(event.command_name) == "messages":
-            self.reads += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        return None
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        return None
-
-
 @pytest.fixture
-def finds() -> Iterator[Finds]:
-    listener = Finds()
-    monitoring.register(listener)
-    try:
+def finds() -> Iterator[Commands]:
+    """Commands on the messages collection, once counting."""
+    with listening(Commands({"messages"}, counting=False)) as listener:
         yield listener
-    finally:
-        monitoring._LISTENERS.command_listeners.remove(listener)
+
+
+def reads(seen: Counter[tuple[str, str]]) -> int:
+    return seen[("find", "messages")] + seen[("aggregate", "messages")]
 
 
 def turns(prompt: list[ChatMessage]) -> list[tuple[str, str]]:
@@ -53,7 +36,7 @@ def turns(prompt: list[ChatMessage]) -> list[tuple[str, str]]:
 
 
 async def test_a_reply_in_an_active_room_reads_no_history_from_the_database(
-    make_settings: Any, finds: Finds,
+    make_settings: Any, finds: Commands,
 ) -> None:
     provider = ScriptedProvider(deltas=["an ", "answer"])
     server = await start_parlour(make_settings(), providers={"scripted": provider})
@@ -68,7 +51,7 @@ async def test_a_reply_in_an_active_room_reads_no_history_from_the_database(
             await s.ok("send_message", {"room_id": room["room_id"], "content": f"question {i}"})
             await s.wait("assistant_done", count=i + 1, timeout=10)
         finds.counting = False
-        assert finds.reads == 0
+        assert reads(finds.take()) == 0
         # The same history the database holds: every turn, the answers with their text.
         assert turns(provider.prompts[-1]) == [
             ("user", "question 0"), ("assistant", "an answer"),
