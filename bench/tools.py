@@ -15,7 +15,7 @@ import asyncio
 import statistics
 import time
 
-from app.config import ToolsSettings
+from app.config_features import ToolsSettings
 from app.llm.base import ChatMessage, ChatParams
 from app.llm.openai_compat import OpenAICompatProvider
 from app.tools.base import ToolContext

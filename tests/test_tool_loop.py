@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from app.config import ToolsSettings
+from app.config_features import ToolsSettings
 from app.llm.base import (
     ChatMessage,
     ChatParams,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.config import GoogleCalendarSettings, NotionSettings
+from app.config_features import GoogleCalendarSettings, NotionSettings
 from app.llm.base import ToolCall
 from app.tools.base import Tool, ToolContext, ToolError
 from app.tools.google_calendar import CalendarTools
@@ -197,7 +197,7 @@ async def test_notion_configuration_flags(monkeypatch: pytest.MonkeyPatch) -> No
 async def test_a_slow_calendar_times_out_through_the_registry(
     google: tuple[FakeGoogle, CalendarTools],
 ) -> None:
-    from app.config import ToolsSettings
+    from app.config_features import ToolsSettings
     from app.tools.registry import ToolRegistry
 
     fake, tools = google

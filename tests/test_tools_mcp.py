@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.config import MCPServerSettings, ToolsSettings
+from app.config_features import MCPServerSettings, ToolsSettings
 from app.llm.base import ToolCall
 from app.tools.base import ToolContext
 from app.tools.mcp_servers import MCPServers

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.config import ToolsSettings
+from app.config_features import ToolsSettings
 from app.llm.aisuite_provider import AisuiteProvider
 from app.llm.base import (
     ChatMessage,

@@ -12,7 +12,8 @@ import logging
 import os
 from dataclasses import dataclass
 
-from app.config import AudioSettings, LLMSettings
+from app.config import LLMSettings
+from app.config_features import AudioSettings
 from app.errors import UNAVAILABLE, AppError
 from app.speech.base import SpeechToText, TextToSpeech
 from app.speech.openai_audio import OpenAITranscriber, OpenAIVoice

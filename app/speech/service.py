@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 from app.assistant.admission import AdmissionGate
-from app.config import AudioSettings
+from app.config_features import AudioSettings
 from app.errors import INVALID_PAYLOAD, AppError, error_from_exception
 from app.metrics import Metrics
 from app.models import Principal

@@ -16,7 +16,7 @@ import requests
 from google.auth.transport.requests import Request
 from google.oauth2 import service_account
 
-from app.config import GoogleCalendarSettings
+from app.config_features import GoogleCalendarSettings
 from app.tools.base import BUILTIN, Tool, ToolContext, ToolError, to_json
 
 SCOPES = ("https://www.googleapis.com/auth/calendar",)

@@ -20,7 +20,7 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, CallToolResult
 
-from app.config import MCPServerSettings
+from app.config_features import MCPServerSettings
 from app.tasks import cancel_and_wait
 from app.tools.base import Tool, ToolContext, ToolError, check_schema, to_json
 

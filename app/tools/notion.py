@@ -11,7 +11,7 @@ import httpx
 from notion_client import AsyncClient
 from notion_client.errors import HTTPResponseError, NotionClientErrorBase, RequestTimeoutError
 
-from app.config import NotionSettings
+from app.config_features import NotionSettings
 from app.tools.base import BUILTIN, Tool, ToolContext, ToolError, to_json
 
 TOKEN_ENV = "NOTION_TOKEN"

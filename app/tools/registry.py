@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.config import ToolsSettings
+from app.config_features import ToolsSettings
 from app.errors import invalid
 from app.llm.base import ToolCall, ToolSpec, ToolStatus
 from app.tools.base import MAX_RESULT_CHARS, Tool, ToolContext, ToolError, ToolSource, truncate

@@ -23,7 +23,8 @@ import orjson
 from openai import AsyncOpenAI
 
 from app.assistant.source import ReplyRequest, ReplySource
-from app.config import LLMSettings, VoiceSettings
+from app.config import LLMSettings
+from app.config_features import VoiceSettings
 from app.errors import PROVIDER_ERROR, UNAVAILABLE, AppError
 from app.events import Emitter
 from app.llm.base import LoopEvent, StreamEnd, TextDelta, TokenUsage

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from app.assistant.engine import AssistantEngine
-from app.config import VoiceSettings
+from app.config_features import VoiceSettings
 from app.errors import (
     CONFLICT,
     FORBIDDEN,
