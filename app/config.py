@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     StringConstraints,
@@ -20,7 +18,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from app.config_features import AudioSettings, ToolsSettings, VoiceSettings
+from app.config_features import AudioSettings, Section, ToolsSettings, VoiceSettings
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.toml"
 GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
@@ -44,11 +42,7 @@ def check_secret_length(secret: str) -> None:
         )
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ServerSettings(_Section):
+class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     production: bool = False
@@ -98,18 +92,18 @@ class ServerSettings(_Section):
     internal_token: SecretStr | None = None
 
 
-class MongoSettings(_Section):
+class MongoSettings(Section):
     uri: str | None = None
     database: str = "parlour"
     timeout_seconds: float = Field(10.0, gt=0)
 
 
-class RedisSettings(_Section):
+class RedisSettings(Section):
     url: str | None = None
     max_connections: int = Field(50, ge=2)
 
 
-class AuthSettings(_Section):
+class AuthSettings(Section):
     jwt_secret: SecretStr | None = None
     jwt_secret_file: Path | None = None
     access_ttl_seconds: int = Field(900, ge=1)
@@ -162,7 +156,7 @@ BLOCKED_UPLOAD_TYPES = (
 )
 
 
-class LimitsSettings(_Section):
+class LimitsSettings(Section):
     max_message_chars: int = Field(16_000, ge=1)
     max_title_chars: int = Field(200, ge=1)
     max_system_prompt_chars: int = Field(16_000, ge=1)
@@ -194,7 +188,7 @@ class LimitsSettings(_Section):
         return self
 
 
-class BlobSettings(_Section):
+class BlobSettings(Section):
     backend: Literal["local", "s3"] = "local"
     s3_bucket: str = "parlour"
     s3_endpoint_url: str | None = None
@@ -205,7 +199,7 @@ class BlobSettings(_Section):
     multipart_chunk_mb: int = Field(8, ge=5)
 
 
-class VectorSettings(_Section):
+class VectorSettings(Section):
     backend: Literal["sqlite", "pinecone"] = "sqlite"
     pinecone_host: str | None = None
     pinecone_index: str = "parlour"
@@ -215,7 +209,7 @@ class VectorSettings(_Section):
     recall_skip_recent: int = Field(20, ge=0)
 
 
-class EmbeddingSettings(_Section):
+class EmbeddingSettings(Section):
     backend: Literal["local", "openai"] = "local"
     model: str = "text-embedding-3-small"
     base_url: str | None = None
@@ -227,7 +221,7 @@ class EmbeddingSettings(_Section):
     ingest_lease_seconds: float = Field(60.0, ge=5)
 
 
-class IngestSettings(_Section):
+class IngestSettings(Section):
     """The extraction sandbox: what reading one uploaded file may cost."""
 
     extract_timeout_seconds: float = Field(60.0, gt=0)
@@ -238,7 +232,7 @@ class IngestSettings(_Section):
     max_zip_ratio: float = Field(100, gt=1)
 
 
-class LLMSettings(_Section):
+class LLMSettings(Section):
     default_model: str | None = None
     local_enabled: bool = True
     local_start_timeout_seconds: float = Field(120.0, gt=0)
@@ -250,7 +244,7 @@ class LLMSettings(_Section):
     request_timeout_seconds: float = Field(120.0, gt=0)
 
 
-class AssistantSettings(_Section):
+class AssistantSettings(Section):
     delta_interval_ms: int = Field(25, ge=0)
     checkpoint_seconds: float = Field(3.0, gt=0)
     max_output_tokens: int = Field(1024, ge=1)
@@ -259,7 +253,7 @@ class AssistantSettings(_Section):
     name: str = "Assistant"
 
 
-class OIDCProviderSettings(_Section):
+class OIDCProviderSettings(Section):
     """One OpenID Connect provider; the table name is the `{provider}` of the routes."""
 
     # Unset for `google`: Google's discovery document.

@@ -8,11 +8,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # as app.config's sections
+class Section(BaseModel):
+    """A table of the configuration: an unknown key is an error (app.config's too)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
-class AudioSettings(_Section):
+class AudioSettings(Section):
     """Speech: recognition (audio attachments, /audio/transcriptions) and the spoken answer.
 
     Empty model: `openai:...` when OPENAI_API_KEY is set, else the embedded one if installed.
@@ -26,7 +28,7 @@ class AudioSettings(_Section):
     request_timeout_seconds: float = Field(60.0, gt=0)
 
 
-class VoiceSettings(_Section):
+class VoiceSettings(Section):
     """Voice rooms (room_type openai_realtime): floor control, bounds, the answering backend."""
 
     # "auto": the OpenAI Realtime bridge when OPENAI_API_KEY is set, else the embedded
@@ -53,7 +55,7 @@ class VoiceSettings(_Section):
 MCPServerName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")]
 
 
-class GoogleCalendarSettings(_Section):
+class GoogleCalendarSettings(Section):
     """The calendar tools: unset `service_account_file` leaves them unconfigured."""
 
     service_account_file: Path | None = None
@@ -63,14 +65,14 @@ class GoogleCalendarSettings(_Section):
     subject: str | None = None
 
 
-class NotionSettings(_Section):
+class NotionSettings(Section):
     """The Notion tools; the token comes only from NOTION_TOKEN."""
 
     base_url: str = "https://api.notion.com"
     parent_page_id: str | None = None
 
 
-class MCPServerSettings(_Section):
+class MCPServerSettings(Section):
     """One MCP server: `command` (stdio) or `url` (streamable HTTP), not both."""
 
     command: list[str] | None = Field(None, min_length=1)
@@ -84,7 +86,7 @@ class MCPServerSettings(_Section):
         return self
 
 
-class ToolsSettings(_Section):
+class ToolsSettings(Section):
     max_rounds: int = Field(5, ge=1, le=50)
     timeout_seconds: float = Field(20.0, gt=0)
     google_calendar: GoogleCalendarSettings = GoogleCalendarSettings()

@@ -395,7 +395,7 @@ class RoomService:
         room = await self.load(principal, req.room_id, write=True, cached=True)
         if req.file_ids and not await self._files_of_room(req.room_id, req.file_ids):
             raise not_found("file")
-        # A retry with a known client_msg_id is found by the insert (the unique index),
+        # A retry with a known client_msg_id is found by the insert (its _id comes from it),
         # not by a read before every message; only a refusal looks for it first.
         try:
             ticket = await self._hooks.admit_reply(
